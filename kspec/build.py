@@ -1,0 +1,270 @@
+"""Checked spec -> Keras model.
+
+Each declared layer or sub-model is created once and called once per edge
+that names it, so sharing and node indices follow from the spec's call
+order, exactly as in hand-written functional code. Every tensor a call
+returns is kept, by tensor name and by (layer, node), for later commands.
+Only the public `keras` API is used, so any Keras backend builds the same
+model.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .errors import Diagnostic, Location, SpecError
+from .spec.graph import call_inputs, node_indices
+from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
+
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null (C++ logging bypasses sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras() -> Any:
+    """Import Keras, without TensorFlow's start-up log lines.
+
+    TensorFlow's C++ start-up logging (oneDNN, CUDA probing) ignores
+    TF_CPP_MIN_LOG_LEVEL for its first lines, so stderr is silenced while the
+    backend loads; a failing import still raises a Python exception.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import keras
+        import keras.ops
+
+        keras.ops.zeros(())  # first device use, where CUDA probing logs
+    return keras
+
+
+@dataclass
+class Built:
+    """A built model and every tensor and layer call the spec named."""
+
+    model: Any  # keras.Model
+    spec: ModelDef
+    tensors: dict[str, Any] = field(default_factory=dict)  # tensor name -> KerasTensor
+    layers: dict[str, Any] = field(default_factory=dict)  # layer/model name -> Keras layer
+    calls: dict[tuple[str, int], Any] = field(default_factory=dict)  # (layer, node) -> output
+    submodels: dict[str, Built] = field(default_factory=dict)
+
+
+@contextmanager
+def keras_errors(loc: Location, what: str, hint: str | None = None) -> Iterator[None]:
+    """Report an error Keras raises at the spec location that caused it."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except Exception as exc:  # Keras raises ValueError, TypeError, and more
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise SpecError([Diagnostic(loc, f"Keras rejected {what}: {message}",
+                                    hint or "fix the spec here; Keras's message says what it expected")]) from None
+
+
+def build(spec: ModelDef, compile: bool = True) -> Built:
+    """Build the Keras model a checked spec describes (and compile it if asked)."""
+    keras = import_keras()
+    builder = _Builder(keras)
+    built = builder.functional(spec)
+    if compile and spec.compile is not None:
+        _compile(keras, built, spec)
+    return built
+
+
+class _Builder:
+    def __init__(self, keras: Any):
+        self.keras = keras
+
+    # --------------------------------------------------------------- layers
+    def make_layer(self, layer: LayerDef, name: str) -> Any:
+        cls = getattr(self.keras.layers, layer.class_name)
+        args = {key: self.materialize(value) for key, value in layer.args.items()}
+        args["name"] = name
+        with keras_errors(layer.loc, f"{layer.class_name} '{name}'"):
+            return cls(**args)
+
+    def materialize(self, value: Any) -> Any:
+        """Turn `{ClassName: {args}}` values into Keras objects Keras accepts.
+
+        A layer class becomes a layer (Bidirectional's `layer`); an initializer,
+        regularizer or constraint class becomes Keras's serialized form.
+        """
+        if isinstance(value, list):
+            return [self.materialize(item) for item in value]
+        if not (isinstance(value, dict) and len(value) == 1):
+            return value
+        class_name, args = next(iter(value.items()))
+        if not isinstance(args, (dict, type(None))):
+            return value
+        args = {key: self.materialize(item) for key, item in (args or {}).items()}
+        cls = getattr(self.keras.layers, class_name, None)
+        if isinstance(cls, type) and issubclass(cls, self.keras.layers.Layer):
+            return cls(**args)
+        for module in (self.keras.initializers, self.keras.regularizers, self.keras.constraints):
+            if isinstance(getattr(module, class_name, None), type):
+                return {"class_name": class_name, "config": args}
+        return value
+
+    # --------------------------------------------------------------- models
+    def submodel(self, spec: ModelDef) -> Built:
+        built = self.sequential(spec) if spec.kind == "sequential" else self.functional(spec)
+        if spec.weights is not None:
+            assert spec.weights_loc is not None
+            with keras_errors(spec.weights_loc, f"the weights in '{spec.weights}' for '{spec.name}'",
+                              "the .keras file must hold a model of the same architecture"):
+                built.model.load_weights(spec.weights)
+        if spec.trainable is not None:
+            built.model.trainable = spec.trainable
+        return built
+
+    def sequential(self, spec: ModelDef) -> Built:
+        keras = self.keras
+        built = Built(model=None, spec=spec)
+        items: list[Any] = []
+        if spec.inputs:
+            items.append(self.make_input(spec.inputs[0]))
+        for name, layer_def in spec.sequence:
+            layer = self.make_layer(layer_def, name)
+            built.layers[name] = layer
+            items.append(layer)
+        with keras_errors(spec.loc, f"sequential model '{spec.name}'"):
+            built.model = keras.Sequential(items, name=spec.name)
+        return built
+
+    def make_input(self, inp: Any) -> Any:
+        with keras_errors(inp.loc, f"input '{inp.name}'"):
+            return self.keras.Input(shape=inp.shape, dtype=inp.dtype, name=inp.name, **inp.options)
+
+    def functional(self, spec: ModelDef) -> Built:
+        built = Built(model=None, spec=spec)
+        for inp in spec.inputs:
+            built.tensors[inp.name] = self.make_input(inp)
+        for name, layer_def in spec.layers.items():
+            built.layers[name] = self.make_layer(layer_def, name)
+        for name, sub_spec in spec.models.items():
+            sub = self.submodel(sub_spec)
+            built.submodels[name] = sub
+            built.layers[name] = sub.model
+        nodes = node_indices(spec)
+        for index, edge in enumerate(spec.edges):
+            self.call_edge(built, edge, call_inputs(spec, index), nodes.get(index, 0))
+        inputs = [built.tensors[inp.name] for inp in spec.inputs]
+        outputs = [built.tensors[ref.name] for ref in spec.outputs]
+        with keras_errors(spec.loc, f"model '{spec.name}'"):
+            built.model = self.keras.Model(
+                inputs=inputs[0] if len(inputs) == 1 else inputs,
+                outputs=outputs[0] if len(outputs) == 1 else outputs,
+                name=spec.name,
+            )
+        return built
+
+    def call_edge(self, built: Built, edge: Edge, inputs: CallInputs, node: int) -> None:
+        args, kwargs = self.resolve_inputs(built, inputs)
+        if edge.layer is not None:
+            for layer_name in edge.layer_names():  # one name, or NAME_1..NAME_N for repeat
+                layer = self.make_layer(edge.layer, layer_name)
+                built.layers[layer_name] = layer
+                with keras_errors(edge.loc, f"the call of {edge.layer.class_name} '{layer_name}'"):
+                    result = layer(*args, **kwargs)
+                args, kwargs = [result], {}  # a repeated layer takes the previous output
+                built.calls[(layer_name, 0)] = result
+                built.tensors[layer_name] = result
+        else:
+            assert edge.target is not None
+            layer = built.layers[edge.target.name]
+            with keras_errors(edge.loc, f"call {node} of '{edge.target.name}' in edge '{edge.name}'"):
+                result = layer(*args, **kwargs)
+            built.calls[(edge.target.name, node)] = result
+        built.tensors[edge.name] = result
+        if edge.outputs:
+            if not isinstance(result, (list, tuple)) or len(result) != len(edge.outputs):
+                count = len(result) if isinstance(result, (list, tuple)) else 1
+                raise SpecError([Diagnostic(
+                    edge.outputs[0].loc,
+                    f"edge '{edge.name}' names {len(edge.outputs)} outputs but its layer returns {count}",
+                    "name exactly as many outputs as the layer returns (e.g. LSTM with "
+                    "return_state: true returns 3)")])
+            for ref, tensor in zip(edge.outputs, result):
+                built.tensors[ref.name] = tensor
+
+    def resolve_inputs(self, built: Built, inputs: CallInputs) -> tuple[list[Any], dict[str, Any]]:
+        def tensor(value: Ref | tuple[Ref, ...]) -> Any:
+            if isinstance(value, Ref):
+                return built.tensors[value.name]
+            return [built.tensors[ref.name] for ref in value]
+
+        if isinstance(inputs, dict):
+            return [], {key: tensor(value) for key, value in inputs.items()}
+        assert inputs is not None
+        return [tensor(inputs)], {}
+
+
+# -------------------------------------------------------------------- compile
+def _per_output(value: Any, outputs: list[str], convert: Any, nested: bool = False) -> Any:
+    """A per-output setting in the form Keras wants: one value, or a list in output order."""
+    if isinstance(value, dict) and not (len(value) == 1 and next(iter(value)) not in outputs
+                                        and next(iter(value))[:1].isupper()):
+        empty = [] if nested else None
+        return [convert(value[name]) if name in value else empty for name in outputs]
+    if isinstance(value, list):
+        if nested and len(outputs) > 1 and not all(isinstance(item, list) for item in value):
+            # A flat metrics list applies to every output.
+            return [[convert(item) for item in value] for _ in outputs]
+        return [convert(item) for item in value]
+    return convert(value)
+
+
+def _compile(keras: Any, built: Built, spec: ModelDef) -> None:
+    settings = spec.compile
+    assert settings is not None
+    outputs = spec.output_names
+
+    def identifier(module: Any) -> Any:
+        def convert(value: Any) -> Any:
+            if isinstance(value, list):
+                return [convert(item) for item in value]
+            if isinstance(value, dict) and len(value) == 1:
+                class_name, args = next(iter(value.items()))
+                return getattr(module, class_name)(**(args or {}))
+            return value
+        return convert
+
+    kwargs: dict[str, Any] = {}
+    locations: list[Setting] = []
+    if settings.optimizer is not None:
+        with keras_errors(settings.optimizer.loc, "the optimizer"):
+            kwargs["optimizer"] = identifier(keras.optimizers)(settings.optimizer.value)
+        locations.append(settings.optimizer)
+    if settings.loss is not None:
+        with keras_errors(settings.loss.loc, "the loss"):
+            kwargs["loss"] = _per_output(settings.loss.value, outputs, identifier(keras.losses))
+        locations.append(settings.loss)
+    if settings.loss_weights is not None:
+        kwargs["loss_weights"] = _per_output(settings.loss_weights.value, outputs, lambda v: v)
+        locations.append(settings.loss_weights)
+    if settings.metrics is not None:
+        with keras_errors(settings.metrics.loc, "the metrics"):
+            kwargs["metrics"] = _per_output(settings.metrics.value, outputs, identifier(keras.metrics),
+                                            nested=len(outputs) > 1)
+        locations.append(settings.metrics)
+    first = min((s.loc for s in locations), default=spec.loc)
+    with keras_errors(first, "the compile settings"):
+        built.model.compile(**kwargs)

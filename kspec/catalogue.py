@@ -1,0 +1,179 @@
+"""What the installed Keras offers, for checking specs without importing Keras.
+
+`catalogue.json` lists every layer class of `keras.layers` with the arguments
+its constructor accepts and those it requires, the arguments its `call`
+accepts, and the names that optimizers, losses, metrics and activations can be
+given by. It is generated from the installed Keras by
+`python -m kspec.catalogue`; a test regenerates it and compares, so it cannot
+silently drift from the Keras that builds the models.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+
+# Layers a spec may not name. Lambda runs arbitrary Python code, and the
+# others are not layers one calls on tensors in a model.
+REFUSED_LAYERS = {
+    "Lambda": "a Lambda layer runs arbitrary Python code, which a spec may not carry",
+    "Layer": "'Layer' is the abstract base class; name a concrete layer",
+    "InputLayer": "declare model inputs under 'inputs:' instead",
+    "TFSMLayer": "TFSMLayer wraps a TensorFlow SavedModel, which a spec cannot load",
+}
+
+
+@lru_cache(maxsize=1)
+def load() -> dict[str, Any]:
+    """The committed catalogue (no Keras import)."""
+    with open(CATALOGUE_PATH, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# ----------------------------------------------------------------- generation
+# Everything below imports Keras and runs only when the catalogue is generated.
+
+_POPPED = re.compile(r"kwargs\.pop\(\s*[\"'](\w+)[\"']")
+
+
+def _accepted_arguments(cls: type, base: type) -> tuple[list[str], list[str], list[str]]:
+    """(accepted, required, deprecated) constructor arguments of a layer class.
+
+    Follows **kwargs up the class hierarchy to Keras's base Layer, whose own
+    extra keywords (input_shape, input_dim) are accepted too. Arguments that a
+    constructor pops from **kwargs (Keras's way of deprecating them) count as
+    accepted but deprecated.
+    """
+    accepted: list[str] = []
+    required: list[str] = []
+    deprecated: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        init = vars(klass)["__init__"]
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            break
+        try:
+            source = inspect.getsource(init)
+        except (OSError, TypeError):
+            source = ""
+        for name in _POPPED.findall(source):
+            if name not in accepted and name not in deprecated:
+                deprecated.append(name)
+        for param in params:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if param.name not in accepted:
+                accepted.append(param.name)
+                if param.default is param.empty and klass is cls:
+                    required.append(param.name)
+        has_var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+        if klass is base or not has_var_keyword:
+            break
+    # input_shape / input_dim are popped by the base Layer; keep them accepted.
+    deprecated = [name for name in deprecated if name not in accepted]
+    for name in ("input_shape", "input_dim"):
+        if name in deprecated:
+            deprecated.remove(name)
+            accepted.append(name)
+    return accepted, required, deprecated
+
+
+def _call_arguments(cls: type) -> dict[str, Any]:
+    params = list(inspect.signature(cls.call).parameters.values())[1:]
+    return {
+        "params": [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)],
+        "var_keyword": any(p.kind is p.VAR_KEYWORD for p in params),
+    }
+
+
+# Short names Keras's get() also accepts; kept only where it does.
+_ALIASES = ("mse", "mae", "mape", "msle", "kld", "logcosh", "bce", "cce")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
+    """Strings and classes a Keras `get()` accepts, e.g. 'adam' or 'Adam'."""
+    candidates: set[str] = set(_ALIASES)
+    classes: dict[str, list[str]] = {}
+    for name in sorted(dir(module)):
+        if name.startswith("_") or name in ("get", "serialize", "deserialize"):
+            continue
+        obj = getattr(module, name)
+        if not inspect.isclass(obj):
+            if name.islower() and callable(obj):
+                candidates.add(name)
+            continue
+        candidates.update((name.lower(), _snake(name)))
+        if base is None or not issubclass(obj, base) or obj is base:
+            continue
+        try:
+            params = list(inspect.signature(obj.__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            params = []
+        classes[name] = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    strings = []
+    for name in sorted(candidates):
+        try:
+            get(name)
+        except Exception:
+            continue
+        strings.append(name)
+    return {"strings": strings, "classes": classes}
+
+
+def generate() -> dict[str, Any]:
+    """Build the catalogue from the installed Keras."""
+    import keras
+
+    layers: dict[str, Any] = {}
+    for name in sorted(dir(keras.layers)):
+        obj = getattr(keras.layers, name)
+        if not (inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)):
+            continue
+        accepted, required, deprecated = _accepted_arguments(obj, keras.layers.Layer)
+        layers[name] = {
+            "args": accepted,
+            "required": required,
+            "deprecated": deprecated,
+            "call": _call_arguments(obj),
+        }
+    metrics = _identifiers(keras.metrics, keras.metrics.get, keras.metrics.Metric)
+    # compile() turns these into the accuracy / crossentropy that fits the output.
+    metrics["strings"] = sorted(set(metrics["strings"]) | {"accuracy", "acc", "crossentropy", "ce"})
+    return {
+        "keras_version": keras.__version__,
+        "layers": layers,
+        "optimizers": _identifiers(keras.optimizers, keras.optimizers.get,
+                                   keras.optimizers.Optimizer),
+        "losses": _identifiers(keras.losses, keras.losses.get, keras.losses.Loss),
+        "metrics": metrics,
+        "activations": _identifiers(keras.activations, keras.activations.get, None)["strings"],
+        "initializers": _identifiers(keras.initializers, keras.initializers.get, keras.initializers.Initializer),
+        "regularizers": _identifiers(keras.regularizers, keras.regularizers.get, keras.regularizers.Regularizer),
+        "constraints": _identifiers(keras.constraints, keras.constraints.get, keras.constraints.Constraint),
+    }
+
+
+def dumps(catalogue: dict[str, Any]) -> str:
+    return json.dumps(catalogue, indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    text = dumps(generate())
+    if len(sys.argv) > 1 and sys.argv[1] == "--check":
+        sys.exit(0 if CATALOGUE_PATH.read_text(encoding="utf-8") == text else 1)
+    CATALOGUE_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {CATALOGUE_PATH}")

@@ -1,0 +1,109 @@
+"""Located diagnostics and the errors that carry them.
+
+Every problem kspec finds in a user's spec (or, later, data) is a `Diagnostic`
+pinned to a `Location`. Library code raises `KspecError`; the CLI catches it in
+one place and prints its diagnostics, never a traceback.
+
+    KspecError                 base of every user-facing error
+    └── SpecError              one or more diagnostics about spec files
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a file. `line` and `column` are 1-based; 0 means unknown."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem: where, what happened and what was expected, and a hint."""
+
+    location: Location
+    message: str
+    hint: str | None = None
+    severity: str = "error"  # "error" or "warning"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def format(self, with_source: bool = True) -> str:
+        """The message as a compiler prints it, with the source line and a caret."""
+        lines = [f"{self.location}: {self.severity}: {self.message}"]
+        source_line = read_source_line(self.location) if with_source else None
+        if source_line is not None:
+            number = str(self.location.line)
+            lines.append(f" {number} | {source_line}")
+            pad = " " * max(self.location.column - 1, 0)
+            lines.append(f" {' ' * len(number)} | {pad}^")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class KspecError(Exception):
+    """Base of every error that is the user's to fix."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=lambda d: d.location)
+        super().__init__("\n".join(d.format(with_source=False) for d in self.diagnostics))
+
+
+class SpecError(KspecError):
+    """A spec file that cannot be loaded, checked or built."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest candidate, or ""."""
+    pool = sorted(set(candidates))
+    matches = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in pool}
+        if name.lower() in lowered:
+            matches = [lowered[name.lower()]]
+    return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+@lru_cache(maxsize=64)
+def _file_lines(path: str) -> tuple[str, ...] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return tuple(handle.read().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_source_line(location: Location) -> str | None:
+    """The text of the line a location points at, or None when unavailable."""
+    if location.line <= 0:
+        return None
+    lines = _file_lines(location.file)
+    if lines is None or location.line > len(lines):
+        return None
+    return lines[location.line - 1].rstrip()

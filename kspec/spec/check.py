@@ -1,0 +1,339 @@
+"""Semantic checks of a parsed spec, as generators of diagnostics.
+
+Names and references, file order, layer classes and their arguments (against
+the catalogue of the installed Keras), compile settings. Nothing here imports
+Keras: `kspec validate` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .. import catalogue as catalogue_module
+from ..errors import Diagnostic, Location, did_you_mean
+from .graph import call_inputs
+from .load import YMap, YScalar, YSeq, to_python
+from .model import LayerDef, ModelDef, Ref, Setting, refs_in
+
+_ACTIVATION_ARGS = ("activation", "recurrent_activation")
+
+
+def _error(loc: Location, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(loc, message, hint)
+
+
+def _warning(loc: Location, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(loc, message, hint, severity="warning")
+
+
+def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
+    """Every problem in a model and its sub-models."""
+    catalogue = catalogue_module.load()
+    for sub in model.models.values():
+        yield from check_model(sub, top=False)
+    if model.kind == "sequential":
+        yield from _check_sequential(model, catalogue)
+        return
+    for layer in model.layers.values():
+        yield from check_layer(layer, catalogue)
+    for edge in model.edges:
+        if edge.layer is not None:
+            yield from check_layer(edge.layer, catalogue)
+    yield from _check_names(model)
+    yield from _check_edges(model, catalogue)
+    yield from _check_outputs(model)
+    if top and model.compile is not None:
+        yield from _check_compile(model, catalogue)
+
+
+# ------------------------------------------------------------------ layers
+def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    """The class exists in keras.layers; each argument exists and is required."""
+    known = catalogue["layers"]
+    refused = catalogue_module.REFUSED_LAYERS.get(layer.class_name)
+    if refused:
+        yield _error(layer.loc, f"layer class '{layer.class_name}' is not allowed in a spec", refused)
+        return
+    info = known.get(layer.class_name)
+    if info is None:
+        yield _error(
+            layer.loc,
+            f"unknown layer class '{layer.class_name}'{did_you_mean(layer.class_name, known)}",
+            "layer classes are those of keras.layers, spelled as in Keras (e.g. Dense, Conv2D)",
+        )
+        return
+    for arg, (arg_loc, value_node) in layer.arg_nodes.items():
+        if arg in info["deprecated"]:
+            yield _warning(arg_loc, f"argument '{arg}' of {layer.class_name} is deprecated in Keras "
+                           f"{catalogue['keras_version']} and ignored", "remove it")
+        elif arg not in info["args"]:
+            yield _error(
+                arg_loc,
+                f"unknown argument '{arg}' for {layer.class_name}{did_you_mean(arg, info['args'])}",
+                f"{layer.class_name} takes: {', '.join(info['args'])}",
+            )
+        else:
+            yield from _check_arg_value(layer, arg, catalogue)
+    for arg in info["required"]:
+        if arg not in layer.args:
+            yield _error(layer.loc, f"{layer.class_name} requires argument '{arg}'",
+                         f"add '{arg}: ...' to its arguments")
+
+
+def _check_arg_value(layer: LayerDef, arg: str, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    value = layer.args[arg]
+    if not isinstance(value, str):
+        return
+    loc = layer.arg_nodes[arg][1].loc
+    if arg in _ACTIVATION_ARGS:
+        names = catalogue["activations"]
+        if value not in names:
+            yield _error(loc, f"unknown activation '{value}' for {layer.class_name}{did_you_mean(value, names)}",
+                         f"activations: {', '.join(names)}")
+    elif arg.endswith("_initializer"):
+        names = catalogue["initializers"]["strings"] + list(catalogue["initializers"]["classes"])
+        if value not in names:
+            yield _error(loc, f"unknown initializer '{value}' for {layer.class_name}{did_you_mean(value, names)}",
+                         "use a name from keras.initializers, e.g. glorot_uniform or zeros")
+
+
+def _check_sequential(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    seen: dict[str, Location] = {}
+    for name, layer in model.sequence:
+        yield from check_layer(layer, catalogue)
+        if name in seen:
+            yield _error(layer.loc, f"layer name '{name}' is used twice in sequential model '{model.name}'",
+                         f"first used at {seen[name]}; give one a different 'name'")
+        seen.setdefault(name, layer.loc)
+
+
+# ------------------------------------------------------------------- names
+def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
+    """Tensor names are unique, and so are the Keras layer names they imply."""
+    tensors: dict[str, Location] = {}
+    for inp in model.inputs:
+        tensors[inp.name] = inp.loc
+    for edge in model.edges:
+        for ref in edge.tensor_names():
+            if ref.name in tensors and tensors[ref.name] != ref.loc:
+                yield _error(ref.loc, f"tensor '{ref.name}' is defined twice",
+                             f"first defined at {tensors[ref.name]}; rename one of them")
+            tensors.setdefault(ref.name, ref.loc)
+
+    layer_names: dict[str, Location] = {inp.name: inp.loc for inp in model.inputs}
+    declared = [(name, layer.loc) for name, layer in model.layers.items()]
+    declared += [(name, sub.loc) for name, sub in model.models.items()]
+    inline = [(name, edge.loc) for edge in model.edges for name in edge.layer_names()]
+    for name, loc in declared + inline:
+        if name in layer_names and layer_names[name] != loc:
+            yield _error(loc, f"Keras layer name '{name}' is used twice",
+                         f"also used at {layer_names[name]}; layer, sub-model, input and inline "
+                         "edge names must all differ")
+        layer_names.setdefault(name, loc)
+
+    callables = set(model.layers) | set(model.models)
+    called = {edge.target.name for edge in model.edges if edge.target is not None}
+    for name in callables - called:
+        loc = model.layers[name].loc if name in model.layers else model.models[name].loc
+        yield _warning(loc, f"'{name}' is declared but never called",
+                       f"call it from an edge with 'layer: {name}', or remove it")
+
+
+# ------------------------------------------------------------------- edges
+def _check_edges(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    defined: dict[str, Location] = {inp.name: inp.loc for inp in model.inputs}
+    all_tensors: dict[str, Location] = dict(defined)
+    for edge in model.edges:
+        for ref in edge.tensor_names():
+            all_tensors.setdefault(ref.name, ref.loc)
+    callables = list(model.layers) + list(model.models)
+
+    for index, edge in enumerate(model.edges):
+        if edge.target is not None and edge.target.name not in callables:
+            name = edge.target.name
+            hint = "declare it under 'layers:' or 'models:'"
+            if name in catalogue["layers"]:
+                hint = f"to use the class inline, write '{name}: {{...}}' instead of 'layer: {name}'"
+            elif name in all_tensors:
+                hint = f"'{name}' is a tensor; give it to 'in:', and 'layer:' a layer or model"
+            yield _error(edge.target.loc, f"unknown layer or model '{name}' in edge '{edge.name}'"
+                         f"{did_you_mean(name, callables)}", hint)
+        inputs = call_inputs(model, index)
+        if inputs is None:
+            yield _error(edge.loc, f"edge '{edge.name}' has no 'in' and there is no tensor above it",
+                         "name the tensors it is called on, e.g. 'in: x' or 'in: [a, b]'")
+        for ref in refs_in(inputs):
+            yield from _check_reference(ref, edge.name, defined, all_tensors)
+        if isinstance(inputs, dict):
+            yield from _check_keywords(model, edge.layer, edge.target, inputs, edge.inputs_loc, catalogue)
+        if edge.target is not None and edge.target.name in model.models:
+            yield from _check_submodel_call(model.models[edge.target.name], inputs, edge.inputs_loc, edge.name)
+        for ref in edge.tensor_names():
+            defined.setdefault(ref.name, ref.loc)
+
+
+def _check_reference(ref: Ref, edge: str, defined: dict[str, Location],
+                     all_tensors: dict[str, Location]) -> Iterator[Diagnostic]:
+    if ref.name in defined:
+        return
+    if ref.name in all_tensors:
+        yield _error(ref.loc, f"tensor '{ref.name}' is used in edge '{edge}' before it is defined "
+                     f"at {all_tensors[ref.name]}",
+                     "edges run in file order; move the edge that defines it above this one")
+    else:
+        yield _error(ref.loc, f"unknown tensor '{ref.name}' in edge '{edge}'"
+                     f"{did_you_mean(ref.name, defined)}",
+                     "tensors are the model's inputs and the names of edges above this one")
+
+
+def _check_keywords(model: ModelDef, layer: LayerDef | None, target: Ref | None,
+                    inputs: dict[str, Any], loc: Location, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    if layer is None and target is not None:
+        layer = model.layers.get(target.name)
+    if layer is None or layer.class_name not in catalogue["layers"]:
+        return
+    call = catalogue["layers"][layer.class_name]["call"]
+    if call["var_keyword"]:
+        return
+    for key in inputs:
+        if key not in call["params"]:
+            yield _error(loc, f"{layer.class_name} is not called with a tensor '{key}'"
+                         f"{did_you_mean(key, call['params'])}",
+                         f"its call takes: {', '.join(call['params'])}")
+
+
+def _check_submodel_call(sub: ModelDef, inputs: Any, loc: Location, edge: str) -> Iterator[Diagnostic]:
+    if sub.kind == "sequential" or not sub.inputs:
+        wanted = 1
+    else:
+        wanted = len(sub.inputs)
+    if isinstance(inputs, dict):
+        names = [inp.name for inp in sub.inputs]
+        for key in inputs:
+            if key not in names:
+                yield _error(loc, f"sub-model '{sub.name}' has no input '{key}'{did_you_mean(key, names)}",
+                             f"its inputs: {', '.join(names)}")
+        return
+    given = len(inputs) if isinstance(inputs, tuple) else 1
+    if inputs is not None and given != wanted:
+        yield _error(loc, f"edge '{edge}' calls sub-model '{sub.name}' on {given} tensor(s); it takes {wanted}",
+                     f"its inputs: {', '.join(inp.name for inp in sub.inputs)}")
+
+
+def _check_outputs(model: ModelDef) -> Iterator[Diagnostic]:
+    tensors = [inp.name for inp in model.inputs]
+    tensors += [ref.name for edge in model.edges for ref in edge.tensor_names()]
+    seen: set[str] = set()
+    for ref in model.outputs:
+        if ref.name not in tensors:
+            yield _error(ref.loc, f"unknown output tensor '{ref.name}'{did_you_mean(ref.name, tensors)}",
+                         "outputs name tensors defined under 'edges:'")
+        elif ref.name in seen:
+            yield _error(ref.loc, f"output '{ref.name}' is listed twice")
+        seen.add(ref.name)
+
+
+# ----------------------------------------------------------------- compile
+def _check_compile(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    settings = model.compile
+    assert settings is not None
+    outputs = model.output_names
+    if settings.optimizer is not None:
+        yield from _check_identifier(settings.optimizer.value, settings.optimizer, "optimizer",
+                                     catalogue["optimizers"])
+    if settings.loss is not None:
+        yield from _check_per_output(settings.loss, "loss", outputs, catalogue["losses"], lists_inside=False)
+    if settings.metrics is not None:
+        yield from _check_per_output(settings.metrics, "metrics", outputs, catalogue["metrics"], lists_inside=True)
+    if settings.loss_weights is not None:
+        yield from _check_loss_weights(settings.loss_weights, outputs)
+
+
+def _check_identifier(value: Any, setting: Setting, what: str, known: dict[str, Any],
+                      node: Any = None) -> Iterator[Diagnostic]:
+    """A string such as 'adam', or a class with arguments: {Adam: {learning_rate: 0.01}}."""
+    loc = (node or setting.node).loc
+    classes = known["classes"]
+    if isinstance(value, str):
+        names = known["strings"] + list(classes)
+        if value not in names:
+            yield _error(loc, f"unknown {what} '{value}'{did_you_mean(value, names)}",
+                         f"use a name such as {', '.join(known['strings'][:6])}, or a class from keras")
+        return
+    if isinstance(value, dict) and len(value) == 1:
+        class_name, args = next(iter(value.items()))
+        if class_name not in classes:
+            yield _error(loc, f"unknown {what} class '{class_name}'{did_you_mean(class_name, classes)}",
+                         f"{what} classes: {', '.join(classes)}")
+            return
+        if args is None:
+            return
+        if not isinstance(args, dict):
+            yield _error(loc, f"arguments of {what} {class_name} must be a mapping")
+            return
+        for arg in args:
+            if arg not in classes[class_name]:
+                yield _error(loc, f"unknown argument '{arg}' for {what} {class_name}"
+                             f"{did_you_mean(arg, classes[class_name])}",
+                             f"{class_name} takes: {', '.join(classes[class_name])}")
+        return
+    yield _error(loc, f"{what} must be a name or a class with its arguments, got {value!r}",
+                 f"e.g. '{what}: {known['strings'][0]}'")
+
+
+def _check_per_output(setting: Setting, what: str, outputs: list[str], known: dict[str, Any],
+                      lists_inside: bool) -> Iterator[Diagnostic]:
+    """loss / metrics: one for all outputs, a list in output order, or a mapping by output name."""
+    node = setting.node
+    if isinstance(node, YMap) and len(node.entries) == 1 and next(iter(node.entries)) not in outputs \
+            and next(iter(node.entries))[:1].isupper():
+        # {ClassName: {...}}: one loss or metric class for every output
+        yield from _check_identifier(setting.value, setting, what.rstrip("s"), known)
+        return
+    if isinstance(node, YMap):
+        for key, key_node, value_node in node.items():
+            if key not in outputs:
+                yield _error(key_node.loc, f"{what} for unknown output '{key}'{did_you_mean(key, outputs)}",
+                             f"the model's outputs: {', '.join(outputs)}")
+            else:
+                yield from _check_entries(value_node, setting, what, known, lists_inside)
+        return
+    if isinstance(node, YSeq) and not lists_inside:
+        if len(node.items) != len(outputs):
+            yield _error(node.loc, f"{what} lists {len(node.items)} entries for {len(outputs)} output(s)",
+                         f"give one per output, in order: {', '.join(outputs)}; or a mapping by output name")
+    yield from _check_entries(node, setting, what, known, lists_inside)
+
+
+def _check_entries(node: Any, setting: Setting, what: str, known: dict[str, Any],
+                   lists_inside: bool) -> Iterator[Diagnostic]:
+    items = node.items if isinstance(node, YSeq) else [node]
+    for item in items:
+        if isinstance(item, YSeq) and lists_inside:
+            for sub in item.items:
+                yield from _check_identifier(to_python(sub), setting, what.rstrip("s"), known, sub)
+        else:
+            yield from _check_identifier(to_python(item), setting, what.rstrip("s"), known, item)
+
+
+def _check_loss_weights(setting: Setting, outputs: list[str]) -> Iterator[Diagnostic]:
+    node = setting.node
+    if isinstance(node, YMap):
+        pairs = [(key_node, value) for _, key_node, value in node.items()]
+        for key_node, _ in pairs:
+            if key_node.text not in outputs:
+                yield _error(key_node.loc, f"loss weight for unknown output '{key_node.text}'"
+                             f"{did_you_mean(key_node.text, outputs)}",
+                             f"the model's outputs: {', '.join(outputs)}")
+        values = [value for _, value in pairs]
+    elif isinstance(node, YSeq):
+        if len(node.items) != len(outputs):
+            yield _error(node.loc, f"loss_weights lists {len(node.items)} weights for {len(outputs)} output(s)",
+                         f"give one per output, in order: {', '.join(outputs)}; or a mapping by output name")
+        values = node.items
+    else:
+        values = [node]
+    for value in values:
+        number = value.value if isinstance(value, YScalar) else None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            yield _error(value.loc, "loss weights must be numbers", "e.g. 'loss_weights: [1.0, 0.2]'")

@@ -1,0 +1,234 @@
+"""Spec text -> a tree of YAML values that remember where they came from.
+
+PyYAML's `compose` gives nodes with marks; we turn them into `YScalar`,
+`YSeq` and `YMap` objects, each with a `Location`, refusing what PyYAML would
+let through silently: duplicate keys, tags that construct Python objects,
+several documents, alias bombs. Only the safe constructor ever builds values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from ..errors import Diagnostic, Location, SpecError
+
+# Past this many nodes (aliases expanded) a spec is refused: no real model
+# needs it, and a "billion laughs" file would otherwise exhaust memory.
+MAX_NODES = 200_000
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass(eq=False)
+class YNode:
+    loc: Location
+
+
+@dataclass(eq=False)
+class YScalar(YNode):
+    value: Any  # str, int, float, bool or None
+    text: str = ""  # the scalar as written
+
+
+@dataclass(eq=False)
+class YSeq(YNode):
+    items: list[YNode] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class YMap(YNode):
+    # key text -> (key node, value node), in file order
+    entries: dict[str, tuple[YScalar, YNode]] = field(default_factory=dict)
+
+    def get(self, key: str) -> YNode | None:
+        entry = self.entries.get(key)
+        return entry[1] if entry else None
+
+    def key_loc(self, key: str) -> Location:
+        return self.entries[key][0].loc
+
+    def items(self) -> Iterator[tuple[str, YScalar, YNode]]:
+        for key, (key_node, value) in self.entries.items():
+            yield key, key_node, value
+
+
+def type_name(node: YNode) -> str:
+    """How a node's type is named in messages: 'a mapping', 'the string "x"'."""
+    if isinstance(node, YMap):
+        return "a mapping"
+    if isinstance(node, YSeq):
+        return "a list"
+    assert isinstance(node, YScalar)
+    value = node.value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {node.text}"
+    return f"the string '{value}'"
+
+
+def to_python(node: YNode) -> Any:
+    """Plain Python value of a node (dicts keep file order)."""
+    if isinstance(node, YScalar):
+        return node.value
+    if isinstance(node, YSeq):
+        return [to_python(item) for item in node.items]
+    assert isinstance(node, YMap)
+    return {key: to_python(value) for key, _, value in node.items()}
+
+
+def _fail(loc: Location, message: str, hint: str | None = None) -> SpecError:
+    return SpecError([Diagnostic(loc, message, hint)])
+
+
+def _location(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def read_text(path: Path) -> str:
+    """Read a spec file as UTF-8, with a located error for every way that fails."""
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(Location(name), "spec file not found", "check the path") from None
+    except IsADirectoryError:
+        raise _fail(Location(name), "is a directory, not a spec file",
+                    "pass a .yaml file") from None
+    except OSError as exc:
+        raise _fail(Location(name), f"cannot read spec file: {exc.strerror}") from None
+    if b"\x00" in data:
+        raise _fail(Location(name), "binary file, not a YAML spec",
+                    "a spec is a UTF-8 text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise _fail(
+            Location(name, line, column),
+            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            "save the spec as UTF-8",
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def parse_text(text: str, file: str) -> YMap:
+    """Parse spec text into a located tree whose root is a mapping."""
+    loader = _Loader(text)
+    try:
+        if not loader.check_node():
+            raise _fail(Location(file, 1, 1), "spec is empty",
+                        "a spec is a mapping with at least 'inputs', 'edges' and 'outputs'")
+        root = loader.get_node()
+        if loader.check_node():
+            extra = loader.get_node()
+            raise _fail(
+                _location(file, extra.start_mark),
+                "several YAML documents in one spec file",
+                "keep one model per file; remove the '---' separator",
+            )
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, file) from None
+    except yaml.YAMLError as exc:  # errors without a mark
+        raise _fail(Location(file), f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    counter = [0]
+    tree = _convert(root, file, loader, counter)
+    if not isinstance(tree, YMap):
+        raise _fail(tree.loc, f"the spec must be a mapping, got {type_name(tree)}",
+                    "start the file with keys such as 'inputs:', 'edges:' and 'outputs:'")
+    return tree
+
+
+def load_file(path: str | Path) -> YMap:
+    """Read and parse one spec file."""
+    path = Path(path)
+    return parse_text(read_text(path), str(path))
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    loc = _location(file, mark) if mark else Location(file)
+    problem = (exc.problem or "").strip()
+    if "'\\t'" in problem or "\\t" in problem:
+        return _fail(loc, "tab character in indentation; YAML indents with spaces only",
+                     "replace the tab with spaces")
+    context = (exc.context or "").strip()
+    detail = f"{context}: {problem}" if context and problem else (problem or context)
+    return _fail(loc, f"invalid YAML: {detail}", "check the indentation and punctuation near here")
+
+
+def _convert(node: yaml.Node, file: str, loader: _Loader, counter: list[int]) -> YNode:
+    counter[0] += 1
+    loc = _location(file, node.start_mark)
+    if counter[0] > MAX_NODES:
+        raise _fail(loc, f"spec expands to more than {MAX_NODES} YAML values",
+                    "aliases ('*name') nested this deep look like an alias bomb; write the spec out")
+    if node.tag not in _STANDARD_TAGS:
+        raise _fail(loc, f"YAML tag '{node.tag}' is not allowed in a spec",
+                    "remove the tag; specs hold plain values only")
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            value = loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise _fail(loc, f"invalid value: {exc}") from None
+        return YScalar(loc, value, node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return YSeq(loc, [_convert(item, file, loader, counter) for item in node.value])
+    assert isinstance(node, yaml.MappingNode)
+    result = YMap(loc)
+    merged: dict[str, tuple[YScalar, YNode]] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            for key, entry in _merge_sources(value_node, file, loader, counter):
+                merged.setdefault(key, entry)
+            continue
+        key = _convert(key_node, file, loader, counter)
+        if not isinstance(key, YScalar):
+            raise _fail(key.loc, "mapping keys must be plain names, not lists or mappings")
+        text = "" if key.value is None else str(key_node.value)
+        if text in result.entries:
+            first = result.entries[text][0].loc
+            raise _fail(key.loc, f"duplicate key '{text}' (first defined at line {first.line})",
+                        "YAML would silently keep only the last one; remove or rename one")
+        value = _convert(value_node, file, loader, counter)
+        result.entries[text] = (key, value)
+    for key, entry in merged.items():
+        result.entries.setdefault(key, entry)
+    return result
+
+
+def _merge_sources(node: yaml.Node, file: str, loader: _Loader,
+                   counter: list[int]) -> Iterator[tuple[str, tuple[YScalar, YNode]]]:
+    """Entries brought in by a YAML merge key (`<<: *defaults`)."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for source in sources:
+        converted = _convert(source, file, loader, counter)
+        if not isinstance(converted, YMap):
+            raise _fail(converted.loc, "'<<' merges mappings only",
+                        "point '<<' at an anchored mapping, e.g. '<<: *defaults'")
+        yield from converted.entries.items()

@@ -1,0 +1,135 @@
+"""Typed, frozen objects for a parsed spec. Each keeps the Location it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Union
+
+from ..errors import Location
+from .load import YNode
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name used in the spec (a tensor, a layer), with where it was written."""
+
+    name: str
+    loc: Location
+
+
+# What an edge is called on: nothing (the tensor above), one tensor, a list of
+# tensors (merge layers), or keyword tensors (MultiHeadAttention's query=...).
+CallInputs = Union[None, Ref, tuple[Ref, ...], dict[str, Union[Ref, tuple[Ref, ...]]]]
+
+
+def refs_in(inputs: CallInputs) -> Iterator[Ref]:
+    """Every tensor reference in an edge's inputs, in file order."""
+    if isinstance(inputs, Ref):
+        yield inputs
+    elif isinstance(inputs, tuple):
+        yield from inputs
+    elif isinstance(inputs, dict):
+        for value in inputs.values():
+            yield from refs_in(value)
+
+
+@dataclass(frozen=True)
+class InputDef:
+    name: str
+    loc: Location
+    shape: tuple[int | None, ...]
+    dtype: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # batch_size, sparse, ragged
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    """A Keras layer class and the constructor arguments to build it with."""
+
+    class_name: str
+    loc: Location  # where the class name is written
+    args: dict[str, Any]  # plain Python values
+    arg_nodes: dict[str, tuple[Location, YNode]] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One call: `name = layer(inputs)`.
+
+    `layer` is set for an inline layer (named after the edge), `target` for a
+    call of a declared layer or sub-model. `repeat` > 1 chains copies of an
+    inline layer, named NAME_1 ... NAME_N.
+    """
+
+    name: str
+    loc: Location
+    layer: LayerDef | None
+    target: Ref | None
+    inputs: CallInputs
+    inputs_loc: Location
+    repeat: int = 1
+    outputs: tuple[Ref, ...] = ()
+
+    def layer_names(self) -> list[str]:
+        """Names of the Keras layers an inline edge creates."""
+        if self.layer is None:
+            return []
+        if self.repeat == 1:
+            return [self.name]
+        return [f"{self.name}_{i}" for i in range(1, self.repeat + 1)]
+
+    def tensor_names(self) -> list[Ref]:
+        """Tensors this edge defines: its own name, each repeat, each named output."""
+        names = [Ref(self.name, self.loc)]
+        if self.repeat > 1:
+            names += [Ref(name, self.loc) for name in self.layer_names()]
+        return names + list(self.outputs)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A compile setting (loss, metrics, ...) as written, with its YAML node."""
+
+    value: Any
+    node: YNode
+
+    @property
+    def loc(self) -> Location:
+        return self.node.loc
+
+
+@dataclass(frozen=True)
+class CompileDef:
+    optimizer: Setting | None = None
+    loss: Setting | None = None
+    loss_weights: Setting | None = None
+    metrics: Setting | None = None
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    """A model: the top-level spec, or a sub-model declared under `models:`.
+
+    A functional model has inputs, edges and outputs; a sequential one has a
+    list of layers and, optionally, one input.
+    """
+
+    name: str
+    loc: Location
+    file: str
+    kind: str = "functional"  # or "sequential"
+    inputs: tuple[InputDef, ...] = ()
+    layers: dict[str, LayerDef] = field(default_factory=dict)
+    models: dict[str, ModelDef] = field(default_factory=dict)
+    edges: tuple[Edge, ...] = ()
+    outputs: tuple[Ref, ...] = ()
+    sequence: tuple[tuple[str, LayerDef], ...] = ()  # (layer name, layer) for sequential
+    compile: CompileDef | None = None
+    weights: str | None = None  # path of a .keras file to load weights from
+    weights_loc: Location | None = None
+    trainable: bool | None = None
+    included_from: str | None = None  # the include path as written, if any
+
+    @property
+    def output_names(self) -> list[str]:
+        return [ref.name for ref in self.outputs]

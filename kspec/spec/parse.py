@@ -1,0 +1,497 @@
+"""Located YAML tree -> typed spec objects, collecting structural problems.
+
+Structure means: which keys exist, what type each value has, names that are
+well formed, includes that resolve. Whether names refer to anything, and
+whether layer classes and arguments exist in Keras, is check.py's job.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, Location, SpecError, did_you_mean
+from .load import YMap, YNode, YScalar, YSeq, load_file, to_python, type_name
+from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics")
+TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS
+SUBMODEL_KEYS = ("description", "inputs", "layers", "models", "edges", "outputs",
+                 "sequential", "include", "weights", "trainable")
+EDGE_KEYS = ("in", "layer", "repeat", "outputs")
+INPUT_KEYS = ("shape", "dtype", "batch_size", "sparse", "ragged")
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+          "uint8", "uint16", "uint32", "uint64", "bool", "string")
+
+# Sub-model includes deeper than this are refused (a cycle is caught earlier).
+MAX_INCLUDE_DEPTH = 16
+
+
+class Parser:
+    """Parses one spec file (and the files it includes) into a ModelDef."""
+
+    def __init__(self, include_stack: tuple[Path, ...] = ()):
+        self.diagnostics: list[Diagnostic] = []
+        self.include_stack = include_stack
+
+    # ------------------------------------------------------------- reporting
+    def error(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(loc, message, hint))
+
+    def warn(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(loc, message, hint, severity="warning"))
+
+    def expect_map(self, node: YNode, what: str, hint: str | None = None) -> YMap | None:
+        if isinstance(node, YMap):
+            return node
+        self.error(node.loc, f"{what} must be a mapping, got {type_name(node)}", hint)
+        return None
+
+    def unknown_keys(self, node: YMap, allowed: tuple[str, ...], where: str) -> None:
+        for key, key_node, _ in node.items():
+            if key not in allowed:
+                self.error(
+                    key_node.loc,
+                    f"unknown key '{key}' in {where}{did_you_mean(key, allowed)}",
+                    f"allowed keys: {', '.join(allowed)}",
+                )
+
+    def check_name(self, name: str, loc: Location, what: str) -> bool:
+        if NAME_PATTERN.match(name):
+            return True
+        self.error(loc, f"invalid {what} name '{name}'",
+                   "names start with a letter or '_' and hold only letters, digits and '_'")
+        return False
+
+    # ----------------------------------------------------------------- model
+    def parse_file(self, path: Path, name: str | None = None) -> ModelDef | None:
+        try:
+            tree = load_file(path)
+        except SpecError as exc:
+            self.diagnostics.extend(exc.diagnostics)
+            return None
+        default_name = name or re.sub(r"\W", "_", path.stem)
+        return self.parse_model(tree, default_name, str(path), top=name is None)
+
+    def parse_model(self, tree: YMap, name: str, file: str, top: bool) -> ModelDef:
+        if top:
+            self.unknown_keys(tree, TOP_KEYS, "the spec")
+            name_node = tree.get("name")
+            if isinstance(name_node, YScalar) and isinstance(name_node.value, str):
+                if self.check_name(name_node.value, name_node.loc, "model"):
+                    name = name_node.value
+            elif name_node is not None:
+                self.error(name_node.loc, f"'name' must be a string, got {type_name(name_node)}")
+        if "sequential" in tree.entries:
+            return self.parse_sequential(tree, name, file)
+        for key in ("inputs", "edges", "outputs"):
+            if key not in tree.entries:
+                self.error(tree.loc, f"model '{name}' has no '{key}'",
+                           f"a functional model needs 'inputs', 'edges' and 'outputs'")
+        inputs = self.parse_inputs(tree.get("inputs"))
+        layers = self.parse_layers(tree.get("layers"))
+        models = self.parse_models(tree.get("models"), file)
+        edges = self.parse_edges(tree.get("edges"))
+        outputs = self.parse_outputs(tree.get("outputs"))
+        compile_def = self.parse_compile(tree) if top else None
+        return ModelDef(name=name, loc=tree.loc, file=file, inputs=inputs, layers=layers,
+                        models=models, edges=edges, outputs=outputs, compile=compile_def)
+
+    def parse_sequential(self, tree: YMap, name: str, file: str) -> ModelDef:
+        for key in ("edges", "outputs", "layers", "models"):
+            if key in tree.entries:
+                self.error(tree.key_loc(key), f"a sequential model has no '{key}'",
+                           "list its layers under 'sequential:', or make it functional")
+        inputs = self.parse_inputs(tree.get("inputs"))
+        if len(inputs) > 1:
+            self.error(inputs[1].loc, "a sequential model takes one input",
+                       "make it a functional model to give it several")
+        node = tree.get("sequential")
+        sequence: list[tuple[str, LayerDef]] = []
+        if not isinstance(node, YSeq) or not node.items:
+            assert node is not None
+            self.error(node.loc, f"'sequential' must be a non-empty list of layers, got {type_name(node)}")
+        else:
+            counts: dict[str, int] = {}
+            for item in node.items:
+                layer = self.parse_layer_def(item, "a sequential layer")
+                if layer is None:
+                    continue
+                layer_name = layer.args.get("name")
+                if not isinstance(layer_name, str):
+                    # Keras's own naming, counted within this model: conv2d, conv2d_1, ...
+                    base = _snake_case(layer.class_name)
+                    count = counts.get(base, 0)
+                    counts[base] = count + 1
+                    layer_name = base if count == 0 else f"{base}_{count}"
+                sequence.append((layer_name, layer))
+        return ModelDef(name=name, loc=tree.loc, file=file, kind="sequential", inputs=inputs,
+                        sequence=tuple(sequence))
+
+    def parse_models(self, node: YNode | None, file: str) -> dict[str, ModelDef]:
+        models: dict[str, ModelDef] = {}
+        if node is None:
+            return models
+        mapping = self.expect_map(node, "'models'", "map each sub-model's name to its definition")
+        if mapping is None:
+            return models
+        for name, key_node, body in mapping.items():
+            if not self.check_name(name, key_node.loc, "model"):
+                continue
+            body_map = self.expect_map(body, f"sub-model '{name}'",
+                                       "give it 'include:', 'sequential:' or 'inputs/edges/outputs'")
+            if body_map is None:
+                continue
+            model = self.parse_submodel(name, body_map, file)
+            if model is not None:
+                models[name] = model
+        return models
+
+    def parse_submodel(self, name: str, body: YMap, file: str) -> ModelDef | None:
+        extra_keys = SUBMODEL_KEYS
+        for key in COMPILE_KEYS:
+            if key in body.entries:
+                self.error(body.key_loc(key), f"'{key}' belongs to the top-level model, not sub-model '{name}'",
+                           "move compile settings to the top of the spec")
+        self.unknown_keys(body, extra_keys + COMPILE_KEYS, f"sub-model '{name}'")
+        include = body.get("include")
+        if include is not None:
+            for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):
+                if key in body.entries:
+                    self.error(body.key_loc(key), f"sub-model '{name}' has both 'include' and '{key}'",
+                               "an included model is defined in its own file")
+            model = self.parse_include(name, include, file)
+        else:
+            model = self.parse_model(body, name, file, top=False)
+        if model is None:
+            return None
+        weights, weights_loc = self.parse_weights(body.get("weights"), file)
+        trainable_node = body.get("trainable")
+        trainable = None
+        if trainable_node is not None:
+            if isinstance(trainable_node, YScalar) and isinstance(trainable_node.value, bool):
+                trainable = trainable_node.value
+            else:
+                self.error(trainable_node.loc, f"'trainable' must be true or false, got {type_name(trainable_node)}")
+        return ModelDef(**{**model.__dict__, "name": name, "loc": body.loc, "weights": weights,
+                           "weights_loc": weights_loc, "trainable": trainable, "compile": None})
+
+    def parse_include(self, name: str, node: YNode, file: str) -> ModelDef | None:
+        if not (isinstance(node, YScalar) and isinstance(node.value, str) and node.value):
+            self.error(node.loc, f"'include' must be the path of a spec file, got {type_name(node)}")
+            return None
+        path = (Path(file).parent / node.value).resolve()
+        stack = self.include_stack or (Path(file).resolve(),)
+        if path in stack:
+            chain = " -> ".join(p.name for p in stack + (path,))
+            self.error(node.loc, f"include cycle: {chain}", "a spec cannot include itself, directly or not")
+            return None
+        if len(stack) > MAX_INCLUDE_DEPTH:
+            self.error(node.loc, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
+            return None
+        if not path.is_file():
+            self.error(node.loc, f"included spec '{node.value}' not found",
+                       f"paths are relative to the including file; looked for {path}")
+            return None
+        sub = Parser(stack + (path,))
+        model = sub.parse_file(Path(_display_path(path)), name=None)
+        self.diagnostics.extend(sub.diagnostics)
+        if model is None:
+            return None
+        return ModelDef(**{**model.__dict__, "included_from": node.value})
+
+    def parse_weights(self, node: YNode | None, file: str) -> tuple[str | None, Location | None]:
+        if node is None:
+            return None, None
+        if not (isinstance(node, YScalar) and isinstance(node.value, str) and node.value):
+            self.error(node.loc, f"'weights' must be the path of a .keras file, got {type_name(node)}")
+            return None, None
+        path = Path(file).parent / node.value
+        if not node.value.endswith(".keras"):
+            self.error(node.loc, f"weights file '{node.value}' is not a .keras file",
+                       "save the trained model with model.save('NAME.keras')")
+        elif not path.is_file():
+            self.error(node.loc, f"weights file '{node.value}' not found",
+                       f"paths are relative to the spec file; looked for {path.resolve()}")
+        return _display_path(path), node.loc
+
+    # ---------------------------------------------------------------- inputs
+    def parse_inputs(self, node: YNode | None) -> tuple[InputDef, ...]:
+        if node is None:
+            return ()
+        mapping = self.expect_map(node, "'inputs'", "map each input's name to its shape, e.g. 'x: {shape: [784]}'")
+        if mapping is None:
+            return ()
+        inputs = []
+        for name, key_node, body in mapping.items():
+            if not self.check_name(name, key_node.loc, "input"):
+                continue
+            parsed = self.parse_input(name, key_node.loc, body)
+            if parsed is not None:
+                inputs.append(parsed)
+        return tuple(inputs)
+
+    def parse_input(self, name: str, loc: Location, body: YNode) -> InputDef | None:
+        if isinstance(body, YSeq):  # shorthand: `x: [784]`
+            shape = self.parse_shape(body, name)
+            return None if shape is None else InputDef(name, loc, shape)
+        mapping = self.expect_map(body, f"input '{name}'", "write 'NAME: {shape: [784]}' or 'NAME: [784]'")
+        if mapping is None:
+            return None
+        self.unknown_keys(mapping, INPUT_KEYS, f"input '{name}'")
+        shape_node = mapping.get("shape")
+        if shape_node is None:
+            self.error(mapping.loc, f"input '{name}' has no 'shape'", "give its shape without the batch size, e.g. 'shape: [784]'")
+            return None
+        shape = self.parse_shape(shape_node, name)
+        dtype = None
+        dtype_node = mapping.get("dtype")
+        if dtype_node is not None:
+            value = dtype_node.value if isinstance(dtype_node, YScalar) else None
+            if not isinstance(value, str) or value not in DTYPES:
+                shown = value if isinstance(value, str) else type_name(dtype_node)
+                self.error(dtype_node.loc, f"unknown dtype '{shown}' for input '{name}'"
+                           + (did_you_mean(value, DTYPES) if isinstance(value, str) else ""),
+                           f"use one of: {', '.join(DTYPES)}")
+            else:
+                dtype = value
+        options = {}
+        for key in ("batch_size", "sparse", "ragged"):
+            option = mapping.get(key)
+            if option is None:
+                continue
+            value = to_python(option)
+            wanted = int if key == "batch_size" else bool
+            if not isinstance(value, wanted) or (key == "batch_size" and (isinstance(value, bool) or value < 1)):
+                self.error(option.loc, f"'{key}' of input '{name}' must be "
+                           + ("a positive integer" if key == "batch_size" else "true or false")
+                           + f", got {type_name(option)}")
+            else:
+                options[key] = value
+        if shape is None:
+            return None
+        return InputDef(name, loc, shape, dtype, options)
+
+    def parse_shape(self, node: YNode, name: str) -> tuple[int | None, ...] | None:
+        if not isinstance(node, YSeq):
+            self.error(node.loc, f"shape of input '{name}' must be a list, got {type_name(node)}",
+                       "e.g. 'shape: [784]' or 'shape: [null, 128]' (no batch size)")
+            return None
+        dims: list[int | None] = []
+        for item in node.items:
+            value = item.value if isinstance(item, YScalar) else item
+            if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                dims.append(value)
+            else:
+                self.error(item.loc, f"shape of input '{name}' has an invalid dimension: {type_name(item)}",
+                           "each dimension is a positive integer, or null for any size")
+                return None
+        return tuple(dims)
+
+    # ---------------------------------------------------------------- layers
+    def parse_layers(self, node: YNode | None) -> dict[str, LayerDef]:
+        layers: dict[str, LayerDef] = {}
+        if node is None:
+            return layers
+        mapping = self.expect_map(node, "'layers'", "map each shared layer's name to its class, e.g. 'lstm: {LSTM: {units: 32}}'")
+        if mapping is None:
+            return layers
+        for name, key_node, body in mapping.items():
+            if not self.check_name(name, key_node.loc, "layer"):
+                continue
+            layer = self.parse_layer_def(body, f"layer '{name}'")
+            if layer is not None:
+                if "name" in layer.args:
+                    self.error(layer.arg_nodes["name"][0], f"layer '{name}' sets 'name' in its arguments",
+                               "the key under 'layers:' is already the layer's name; remove 'name'")
+                layers[name] = layer
+        return layers
+
+    def parse_layer_def(self, node: YNode, what: str) -> LayerDef | None:
+        """`Dense` or `{Dense: {units: 64}}` -> LayerDef."""
+        if isinstance(node, YScalar) and isinstance(node.value, str):
+            return LayerDef(node.value, node.loc, {})
+        if not isinstance(node, YMap) or len(node.entries) != 1:
+            self.error(node.loc, f"{what} must name one layer class with its arguments, got "
+                       + (f"{len(node.entries)} keys" if isinstance(node, YMap) else type_name(node)),
+                       "e.g. '{Dense: {units: 64, activation: relu}}'")
+            return None
+        class_name, key_node, args_node = next(node.items())
+        return self.make_layer_def(class_name, key_node.loc, args_node, what)
+
+    def make_layer_def(self, class_name: str, loc: Location, args_node: YNode, what: str) -> LayerDef | None:
+        if isinstance(args_node, YScalar) and args_node.value is None:
+            return LayerDef(class_name, loc, {})
+        if not isinstance(args_node, YMap):
+            self.error(args_node.loc,
+                       f"arguments of {class_name} in {what} must be a mapping, got {type_name(args_node)}",
+                       f"name each argument as Keras does, e.g. '{class_name}: {{units: 64}}'")
+            return None
+        args = {key: to_python(value) for key, _, value in args_node.items()}
+        arg_nodes = {key: (key_node.loc, value) for key, key_node, value in args_node.items()}
+        return LayerDef(class_name, loc, args, arg_nodes)
+
+    # ----------------------------------------------------------------- edges
+    def parse_edges(self, node: YNode | None) -> tuple[Edge, ...]:
+        if node is None:
+            return ()
+        mapping = self.expect_map(node, "'edges'", "map each tensor's name to the call that makes it")
+        if mapping is None:
+            return ()
+        edges = []
+        for name, key_node, body in mapping.items():
+            if not self.check_name(name, key_node.loc, "tensor"):
+                continue
+            edge = self.parse_edge(name, key_node.loc, body)
+            if edge is not None:
+                edges.append(edge)
+        return tuple(edges)
+
+    def parse_edge(self, name: str, loc: Location, body: YNode) -> Edge | None:
+        mapping = self.expect_map(body, f"edge '{name}'",
+                                  "e.g. '{Dense: {units: 64}, in: x}' or '{layer: shared_lstm, in: x}'")
+        if mapping is None:
+            return None
+        class_keys = [key for key in mapping.entries if key not in EDGE_KEYS]
+        target_node = mapping.get("layer")
+        layer: LayerDef | None = None
+        target: Ref | None = None
+        if target_node is not None:
+            if class_keys:
+                self.error(mapping.key_loc(class_keys[0]),
+                           f"edge '{name}' has both 'layer' and the layer class '{class_keys[0]}'",
+                           "call a declared layer with 'layer: NAME', or define one inline, not both")
+                return None
+            if isinstance(target_node, YScalar) and isinstance(target_node.value, str):
+                target = Ref(target_node.value, target_node.loc)
+            else:
+                self.error(target_node.loc, f"'layer' of edge '{name}' must be a layer or model name, got {type_name(target_node)}")
+                return None
+        elif not class_keys:
+            self.error(mapping.loc, f"edge '{name}' calls no layer",
+                       "add a layer class (e.g. 'Dense: {units: 64}') or 'layer: NAME'")
+            return None
+        elif len(class_keys) > 1:
+            self.error(mapping.key_loc(class_keys[1]),
+                       f"edge '{name}' names several layer classes ({', '.join(class_keys)})"
+                       + did_you_mean(class_keys[1], EDGE_KEYS),
+                       f"an edge calls one layer; its other keys are {', '.join(EDGE_KEYS)}")
+            return None
+        else:
+            key = class_keys[0]
+            layer = self.make_layer_def(key, mapping.key_loc(key), mapping.entries[key][1], f"edge '{name}'")
+            if layer is None:
+                return None
+            if "name" in layer.args:
+                self.error(layer.arg_nodes["name"][0], f"edge '{name}' sets 'name' in its layer's arguments",
+                           "an inline layer is named after its edge; rename the edge instead")
+                return None
+        in_node = mapping.get("in")
+        inputs = self.parse_call_inputs(in_node, name) if in_node is not None else None
+        repeat = self.parse_repeat(mapping.get("repeat"), name, layer is not None)
+        outputs = self.parse_output_names(mapping.get("outputs"), name)
+        if repeat > 1 and outputs:
+            self.error(mapping.key_loc("outputs"), f"edge '{name}' repeats a layer and names its outputs",
+                       "a repeated layer must have one output")
+        return Edge(name=name, loc=loc, layer=layer, target=target, inputs=inputs,
+                    inputs_loc=in_node.loc if in_node is not None else loc,
+                    repeat=repeat, outputs=outputs)
+
+    def parse_call_inputs(self, node: YNode, edge: str) -> CallInputs:
+        if isinstance(node, YMap):
+            keywords: dict[str, Ref | tuple[Ref, ...]] = {}
+            for key, _, value in node.items():
+                parsed = self.parse_call_inputs(value, edge)
+                if isinstance(parsed, dict):
+                    self.error(value.loc, f"keyword input '{key}' of edge '{edge}' must be a tensor name or a list")
+                elif parsed is not None:
+                    keywords[key] = parsed
+            return keywords
+        if isinstance(node, YSeq):
+            refs = []
+            for item in node.items:
+                if isinstance(item, YScalar) and isinstance(item.value, str):
+                    refs.append(Ref(item.value, item.loc))
+                else:
+                    self.error(item.loc, f"inputs of edge '{edge}' must be tensor names, got {type_name(item)}")
+            return tuple(refs)
+        if isinstance(node, YScalar) and isinstance(node.value, str):
+            return Ref(node.value, node.loc)
+        self.error(node.loc, f"'in' of edge '{edge}' must be a tensor name, a list or a mapping, got {type_name(node)}")
+        return None
+
+    def parse_repeat(self, node: YNode | None, edge: str, inline: bool) -> int:
+        if node is None:
+            return 1
+        value = node.value if isinstance(node, YScalar) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.error(node.loc, f"'repeat' of edge '{edge}' must be a positive integer, got {type_name(node)}")
+            return 1
+        if not inline:
+            self.error(node.loc, f"edge '{edge}' repeats a declared layer",
+                       "'repeat' makes N new layers from an inline class; a declared layer is one layer")
+            return 1
+        return value
+
+    def parse_output_names(self, node: YNode | None, edge: str) -> tuple[Ref, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, YSeq) or not node.items:
+            self.error(node.loc, f"'outputs' of edge '{edge}' must be a list of names, got {type_name(node)}",
+                       "name each output of a multi-output layer, e.g. 'outputs: [seq, state_h, state_c]'")
+            return ()
+        refs = []
+        for item in node.items:
+            if isinstance(item, YScalar) and isinstance(item.value, str):
+                if self.check_name(item.value, item.loc, "tensor"):
+                    refs.append(Ref(item.value, item.loc))
+            else:
+                self.error(item.loc, f"'outputs' of edge '{edge}' must hold names, got {type_name(item)}")
+        return tuple(refs)
+
+    # --------------------------------------------------------------- outputs
+    def parse_outputs(self, node: YNode | None) -> tuple[Ref, ...]:
+        if node is None:
+            return ()
+        if isinstance(node, YScalar) and isinstance(node.value, str):
+            return (Ref(node.value, node.loc),)
+        if isinstance(node, YSeq) and node.items:
+            refs = []
+            for item in node.items:
+                if isinstance(item, YScalar) and isinstance(item.value, str):
+                    refs.append(Ref(item.value, item.loc))
+                else:
+                    self.error(item.loc, f"'outputs' must hold tensor names, got {type_name(item)}")
+            return tuple(refs)
+        self.error(node.loc, f"'outputs' must be a tensor name or a non-empty list of names, got {type_name(node)}")
+        return ()
+
+    # --------------------------------------------------------------- compile
+    def parse_compile(self, tree: YMap) -> CompileDef | None:
+        settings = {key: Setting(to_python(tree.get(key)), tree.get(key))
+                    for key in COMPILE_KEYS if tree.get(key) is not None}
+        return CompileDef(**settings) if settings else None
+
+
+def _snake_case(name: str) -> str:
+    """Keras's layer-name style: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _display_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parse(path: str | Path) -> tuple[ModelDef | None, list[Diagnostic]]:
+    """Parse a spec file; return the model (None if unreadable) and diagnostics."""
+    parser = Parser()
+    model = parser.parse_file(Path(path))
+    return model, parser.diagnostics
