@@ -31,6 +31,8 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     catalogue = catalogue_module.load()
     for sub in model.models.values():
         yield from check_model(sub, top=False)
+    if model.kind == "broken":
+        return
     if model.kind == "sequential":
         yield from _check_sequential(model, catalogue)
         return
@@ -62,20 +64,20 @@ def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnost
             "layer classes are those of keras.layers, spelled as in Keras (e.g. Dense, Conv2D)",
         )
         return
+    suggested: set[str] = set()
     for arg, (arg_loc, value_node) in layer.arg_nodes.items():
         if arg in info["deprecated"]:
             yield _warning(arg_loc, f"argument '{arg}' of {layer.class_name} is deprecated in Keras "
                            f"{catalogue['keras_version']} and ignored", "remove it")
         elif arg not in info["args"]:
-            yield _error(
-                arg_loc,
-                f"unknown argument '{arg}' for {layer.class_name}{did_you_mean(arg, info['args'])}",
-                f"{layer.class_name} takes: {', '.join(info['args'])}",
-            )
+            suggestion = did_you_mean(arg, info["args"])
+            suggested.add(suggestion.split("'")[1] if suggestion else "")
+            yield _error(arg_loc, f"unknown argument '{arg}' for {layer.class_name}{suggestion}",
+                         f"{layer.class_name} takes: {', '.join(info['args'])}")
         else:
             yield from _check_arg_value(layer, arg, catalogue)
     for arg in info["required"]:
-        if arg not in layer.args:
+        if arg not in layer.args and arg not in suggested:  # a misspelling is already reported
             yield _error(layer.loc, f"{layer.class_name} requires argument '{arg}'",
                          f"add '{arg}: ...' to its arguments")
 
@@ -120,14 +122,17 @@ def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
                              f"first defined at {tensors[ref.name]}; rename one of them")
             tensors.setdefault(ref.name, ref.loc)
 
+    # Inputs and inline edges are Keras layers named like their tensors (unique,
+    # as checked above); declared layers and sub-models must not reuse a name.
     layer_names: dict[str, Location] = {inp.name: inp.loc for inp in model.inputs}
+    layer_names.update({name: edge.loc for edge in model.edges for name in edge.layer_names()})
     declared = [(name, layer.loc) for name, layer in model.layers.items()]
     declared += [(name, sub.loc) for name, sub in model.models.items()]
-    inline = [(name, edge.loc) for edge in model.edges for name in edge.layer_names()]
-    for name, loc in declared + inline:
-        if name in layer_names and layer_names[name] != loc:
-            yield _error(loc, f"Keras layer name '{name}' is used twice",
-                         f"also used at {layer_names[name]}; layer, sub-model, input and inline "
+    for name, loc in declared:
+        if name in layer_names:
+            first, second = sorted([loc, layer_names[name]])
+            yield _error(second, f"Keras layer name '{name}' is used twice",
+                         f"also used at {first}; layer, sub-model, input and inline "
                          "edge names must all differ")
         layer_names.setdefault(name, loc)
 
@@ -149,6 +154,9 @@ def _check_edges(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnos
     callables = list(model.layers) + list(model.models)
 
     for index, edge in enumerate(model.edges):
+        if edge.broken:
+            defined.setdefault(edge.name, edge.loc)
+            continue
         if edge.target is not None and edge.target.name not in callables:
             name = edge.target.name
             hint = "declare it under 'layers:' or 'models:'"
@@ -203,6 +211,8 @@ def _check_keywords(model: ModelDef, layer: LayerDef | None, target: Ref | None,
 
 
 def _check_submodel_call(sub: ModelDef, inputs: Any, loc: Location, edge: str) -> Iterator[Diagnostic]:
+    if sub.kind == "broken":
+        return
     if sub.kind == "sequential" or not sub.inputs:
         wanted = 1
     else:
@@ -242,9 +252,11 @@ def _check_compile(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagn
         yield from _check_identifier(settings.optimizer.value, settings.optimizer, "optimizer",
                                      catalogue["optimizers"])
     if settings.loss is not None:
-        yield from _check_per_output(settings.loss, "loss", outputs, catalogue["losses"], lists_inside=False)
+        yield from _check_per_output(settings.loss, "loss", "loss", outputs, catalogue["losses"],
+                                     lists_inside=False)
     if settings.metrics is not None:
-        yield from _check_per_output(settings.metrics, "metrics", outputs, catalogue["metrics"], lists_inside=True)
+        yield from _check_per_output(settings.metrics, "metrics", "metric", outputs, catalogue["metrics"],
+                                     lists_inside=True)
     if settings.loss_weights is not None:
         yield from _check_loss_weights(settings.loss_weights, outputs)
 
@@ -281,14 +293,14 @@ def _check_identifier(value: Any, setting: Setting, what: str, known: dict[str, 
                  f"e.g. '{what}: {known['strings'][0]}'")
 
 
-def _check_per_output(setting: Setting, what: str, outputs: list[str], known: dict[str, Any],
+def _check_per_output(setting: Setting, what: str, one: str, outputs: list[str], known: dict[str, Any],
                       lists_inside: bool) -> Iterator[Diagnostic]:
     """loss / metrics: one for all outputs, a list in output order, or a mapping by output name."""
     node = setting.node
     if isinstance(node, YMap) and len(node.entries) == 1 and next(iter(node.entries)) not in outputs \
             and next(iter(node.entries))[:1].isupper():
         # {ClassName: {...}}: one loss or metric class for every output
-        yield from _check_identifier(setting.value, setting, what.rstrip("s"), known)
+        yield from _check_identifier(setting.value, setting, one, known)
         return
     if isinstance(node, YMap):
         for key, key_node, value_node in node.items():
@@ -296,24 +308,24 @@ def _check_per_output(setting: Setting, what: str, outputs: list[str], known: di
                 yield _error(key_node.loc, f"{what} for unknown output '{key}'{did_you_mean(key, outputs)}",
                              f"the model's outputs: {', '.join(outputs)}")
             else:
-                yield from _check_entries(value_node, setting, what, known, lists_inside)
+                yield from _check_entries(value_node, setting, one, known, lists_inside)
         return
     if isinstance(node, YSeq) and not lists_inside:
         if len(node.items) != len(outputs):
             yield _error(node.loc, f"{what} lists {len(node.items)} entries for {len(outputs)} output(s)",
                          f"give one per output, in order: {', '.join(outputs)}; or a mapping by output name")
-    yield from _check_entries(node, setting, what, known, lists_inside)
+    yield from _check_entries(node, setting, one, known, lists_inside)
 
 
-def _check_entries(node: Any, setting: Setting, what: str, known: dict[str, Any],
+def _check_entries(node: Any, setting: Setting, one: str, known: dict[str, Any],
                    lists_inside: bool) -> Iterator[Diagnostic]:
     items = node.items if isinstance(node, YSeq) else [node]
     for item in items:
         if isinstance(item, YSeq) and lists_inside:
             for sub in item.items:
-                yield from _check_identifier(to_python(sub), setting, what.rstrip("s"), known, sub)
+                yield from _check_identifier(to_python(sub), setting, one, known, sub)
         else:
-            yield from _check_identifier(to_python(item), setting, what.rstrip("s"), known, item)
+            yield from _check_identifier(to_python(item), setting, one, known, item)
 
 
 def _check_loss_weights(setting: Setting, outputs: list[str]) -> Iterator[Diagnostic]:

@@ -177,8 +177,12 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
     if "'\\t'" in problem or "\\t" in problem:
         return _fail(loc, "tab character in indentation; YAML indents with spaces only",
                      "replace the tab with spaces")
-    context = (exc.context or "").strip()
-    detail = f"{context}: {problem}" if context and problem else (problem or context)
+    detail = problem or (exc.context or "").strip()
+    context, start = (exc.context or "").strip(), exc.context_mark
+    if context.startswith("while ") and start is not None and start is not mark:
+        # e.g. "(in the flow mapping started at line 2, column 6)"
+        what = context.removeprefix("while parsing ").removeprefix("while scanning ").removeprefix("a ")
+        detail += f" (in the {what} started at line {start.line + 1}, column {start.column + 1})"
     return _fail(loc, f"invalid YAML: {detail}", "check the indentation and punctuation near here")
 
 
@@ -189,7 +193,8 @@ def _convert(node: yaml.Node, file: str, loader: _Loader, counter: list[int]) ->
         raise _fail(loc, f"spec expands to more than {MAX_NODES} YAML values",
                     "aliases ('*name') nested this deep look like an alias bomb; write the spec out")
     if node.tag not in _STANDARD_TAGS:
-        raise _fail(loc, f"YAML tag '{node.tag}' is not allowed in a spec",
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise _fail(loc, f"YAML tag '{tag}' is not allowed in a spec",
                     "remove the tag; specs hold plain values only")
     if isinstance(node, yaml.ScalarNode):
         try:

@@ -69,6 +69,7 @@ class Edge:
     inputs_loc: Location
     repeat: int = 1
     outputs: tuple[Ref, ...] = ()
+    broken: bool = False  # could not be parsed (already reported); still defines its name
 
     def layer_names(self) -> list[str]:
         """Names of the Keras layers an inline edge creates."""
@@ -117,7 +118,7 @@ class ModelDef:
     name: str
     loc: Location
     file: str
-    kind: str = "functional"  # or "sequential"
+    kind: str = "functional"  # "sequential", or "broken" when it could not be parsed
     inputs: tuple[InputDef, ...] = ()
     layers: dict[str, LayerDef] = field(default_factory=dict)
     models: dict[str, ModelDef] = field(default_factory=dict)

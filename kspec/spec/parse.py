@@ -139,15 +139,14 @@ class Parser:
         if mapping is None:
             return models
         for name, key_node, body in mapping.items():
-            if not self.check_name(name, key_node.loc, "model"):
-                continue
-            body_map = self.expect_map(body, f"sub-model '{name}'",
-                                       "give it 'include:', 'sequential:' or 'inputs/edges/outputs'")
-            if body_map is None:
-                continue
-            model = self.parse_submodel(name, body_map, file)
-            if model is not None:
-                models[name] = model
+            model = None
+            if self.check_name(name, key_node.loc, "model"):
+                body_map = self.expect_map(body, f"sub-model '{name}'",
+                                           "give it 'include:', 'sequential:' or 'inputs/edges/outputs'")
+                if body_map is not None:
+                    model = self.parse_submodel(name, body_map, file)
+            # A sub-model that failed to parse still defines its name (its error is reported).
+            models[name] = model or ModelDef(name=name, loc=key_node.loc, file=file, kind="broken")
         return models
 
     def parse_submodel(self, name: str, body: YMap, file: str) -> ModelDef | None:
@@ -194,7 +193,7 @@ class Parser:
             return None
         if not path.is_file():
             self.error(node.loc, f"included spec '{node.value}' not found",
-                       f"paths are relative to the including file; looked for {path}")
+                       f"paths are relative to the including file; looked for {_display_path(path)}")
             return None
         sub = Parser(stack + (path,))
         model = sub.parse_file(Path(_display_path(path)), name=None)
@@ -215,7 +214,7 @@ class Parser:
                        "save the trained model with model.save('NAME.keras')")
         elif not path.is_file():
             self.error(node.loc, f"weights file '{node.value}' not found",
-                       f"paths are relative to the spec file; looked for {path.resolve()}")
+                       f"paths are relative to the spec file; looked for {_display_path(path)}")
         return _display_path(path), node.loc
 
     # ---------------------------------------------------------------- inputs
@@ -227,11 +226,11 @@ class Parser:
             return ()
         inputs = []
         for name, key_node, body in mapping.items():
-            if not self.check_name(name, key_node.loc, "input"):
-                continue
-            parsed = self.parse_input(name, key_node.loc, body)
-            if parsed is not None:
-                inputs.append(parsed)
+            parsed = None
+            if self.check_name(name, key_node.loc, "input"):
+                parsed = self.parse_input(name, key_node.loc, body)
+            # An input that failed to parse still defines its name (its error is reported).
+            inputs.append(parsed or InputDef(name, key_node.loc, ()))
         return tuple(inputs)
 
     def parse_input(self, name: str, loc: Location, body: YNode) -> InputDef | None:
@@ -343,11 +342,13 @@ class Parser:
             return ()
         edges = []
         for name, key_node, body in mapping.items():
-            if not self.check_name(name, key_node.loc, "tensor"):
-                continue
-            edge = self.parse_edge(name, key_node.loc, body)
-            if edge is not None:
-                edges.append(edge)
+            edge = None
+            if self.check_name(name, key_node.loc, "tensor"):
+                edge = self.parse_edge(name, key_node.loc, body)
+            if edge is None:  # keep the name defined, so later uses don't cascade into errors
+                edge = Edge(name=name, loc=key_node.loc, layer=None, target=None, inputs=None,
+                            inputs_loc=key_node.loc, broken=True)
+            edges.append(edge)
         return tuple(edges)
 
     def parse_edge(self, name: str, loc: Location, body: YNode) -> Edge | None:

@@ -1,0 +1,146 @@
+"""Each seed spec builds to exactly the model the seed writes by hand."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import SPECS
+from seed_models import SEED_MODELS
+
+from kspec.build import build
+from kspec.errors import SpecError
+from kspec.spec import read_spec
+
+
+def _build(path):
+    model_def, _ = read_spec(path)
+    return build(model_def)
+
+
+def _layer_summary(model):
+    return [(layer.name, type(layer).__name__) for layer in model.layers]
+
+
+def _comparable_config(layer):
+    config = layer.get_config()
+    config.pop("name", None)
+    return config
+
+
+@pytest.mark.parametrize("stem", sorted(SEED_MODELS))
+def test_seed_spec_builds_the_hand_written_model(stem):
+    make_expected, shared = SEED_MODELS[stem]
+    expected = make_expected()
+    built = _build(SPECS / f"{stem}.yaml")
+    model = built.model
+
+    assert model.name == expected.name
+    assert model.count_params() == expected.count_params()
+    assert _layer_summary(model) == _layer_summary(expected)
+    for ours, theirs in zip(model.layers, expected.layers):
+        assert _comparable_config(ours) == _comparable_config(theirs), ours.name
+    assert [tuple(t.shape) for t in model.outputs] == [tuple(t.shape) for t in expected.outputs]
+    assert [t.dtype for t in model.inputs] == [t.dtype for t in expected.inputs]
+    for name, calls in shared.items():
+        layer = model.get_layer(name)
+        # One Keras object, called once per edge that names it, in file order.
+        assert len(layer._inbound_nodes) == len(expected.get_layer(name)._inbound_nodes) == calls
+        for node in range(calls):
+            assert built.calls[(name, node)]._keras_history[0] is layer
+
+
+def test_shared_layer_nodes_follow_file_order():
+    built = _build(SPECS / "shared_conv.yaml")
+    conv = built.model.get_layer("conv")
+    # node 0 is the call on `a` (32x32), node 1 the call on `b` (64x64)
+    assert tuple(conv._inbound_nodes[0].input_tensors[0].shape) == (None, 32, 32, 3)
+    assert tuple(conv._inbound_nodes[1].input_tensors[0].shape) == (None, 64, 64, 3)
+    assert built.calls[("conv", 1)] is built.tensors["conved_b"]
+
+
+def test_shared_weights_give_equal_outputs_on_equal_inputs():
+    model = _build(SPECS / "shared_nodes.yaml").model
+    data = np.random.default_rng(0).random((2, 140, 256)).astype("float32")
+    encoded_a, encoded_b = model.predict([data, data], verbose=0)
+    np.testing.assert_allclose(encoded_a, encoded_b, rtol=1e-6)
+
+
+def test_compile_settings_reach_keras():
+    model = _build(SPECS / "multi_io.yaml").model
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert model.compiled
+    # loss_weights given by output name arrive in output order
+    config = model.get_compile_config()
+    assert config["loss_weights"] == [1.0, 0.2]
+    assert config["loss"] == ["binary_crossentropy", "binary_crossentropy"]
+
+
+def test_submodel_weights_are_loaded_from_a_keras_file(tmp_path, write_spec):
+    encoder = tmp_path / "encoder.yaml"
+    encoder.write_text(
+        "inputs: {x: [4]}\nedges:\n  h: {Dense: {units: 3}}\noutputs: [h]\n", encoding="utf-8")
+    trained = _build(encoder).model
+    trained.get_layer("h").set_weights([np.full((4, 3), 0.5, "float32"), np.ones(3, "float32")])
+    trained.save(tmp_path / "encoder.keras")
+    path = write_spec(
+        "models:\n"
+        "  encoder: {include: encoder.yaml, weights: encoder.keras, trainable: false}\n"
+        "inputs: {a: [4], b: [4]}\n"
+        "edges:\n"
+        "  ea: {layer: encoder, in: a}\n"
+        "  eb: {layer: encoder, in: b}\n"
+        "  s: {Add: {}, in: [ea, eb]}\n"
+        "outputs: [s]\n")
+    built = _build(path)
+    sub = built.model.get_layer("encoder")
+    np.testing.assert_array_equal(sub.get_layer("h").get_weights()[0], np.full((4, 3), 0.5))
+    assert sub.trainable is False
+    assert built.model.count_params() == 15
+    out = built.model.predict([np.ones((1, 4)), np.ones((1, 4))], verbose=0)
+    np.testing.assert_allclose(out, np.full((1, 3), 6.0))
+
+
+def test_keyword_tensor_inputs_and_multiple_outputs(write_spec):
+    path = write_spec(
+        "inputs:\n  q: [6, 8]\n  v: [5, 8]\n"
+        "edges:\n"
+        "  attended: {MultiHeadAttention: {num_heads: 2, key_dim: 4}, in: {query: q, value: v, key: v}}\n"
+        "  encoder: {LSTM: {units: 3, return_state: true}, outputs: [seq, state_h, state_c]}\n"
+        "  joined: {Concatenate: {}, in: [state_h, state_c]}\n"
+        "outputs: [seq, joined]\n")
+    built = _build(path)
+    assert tuple(built.tensors["attended"].shape) == (None, 6, 8)
+    assert [tuple(t.shape) for t in built.model.outputs] == [(None, 3), (None, 6)]
+    assert built.tensors["state_h"] is built.tensors["encoder"][1]
+
+
+def test_sequential_submodel_with_nested_layer_argument(write_spec):
+    path = write_spec(
+        "models:\n"
+        "  encoder:\n"
+        "    inputs: {tokens: [7, 4]}\n"
+        "    sequential:\n"
+        "      - Bidirectional: {layer: {LSTM: {units: 3}}}\n"
+        "      - Dense: {units: 2, kernel_initializer: {Constant: {value: 0.5}}}\n"
+        "inputs: {x: [7, 4]}\n"
+        "edges:\n  y: {layer: encoder}\n"
+        "outputs: [y]\n")
+    model = _build(path).model
+    encoder = model.get_layer("encoder")
+    assert [layer.name for layer in encoder.layers] == ["bidirectional", "dense"]
+    np.testing.assert_array_equal(encoder.get_layer("dense").get_weights()[0], np.full((6, 2), 0.5))
+
+
+def test_keras_errors_are_reported_at_the_edge(write_spec):
+    path = write_spec(
+        "inputs:\n  a: [4]\n  b: [5]\n"
+        "edges:\n"
+        "  s: {Add: {}, in: [a, b]}\n"
+        "outputs: [s]\n")
+    with pytest.raises(SpecError) as info:
+        _build(path)
+    [diagnostic] = info.value.diagnostics
+    assert (diagnostic.location.line, diagnostic.location.column) == (5, 3)
+    assert diagnostic.message == ("Keras rejected the call of Add 's': Inputs have incompatible shapes. "
+                                  "Received shapes (4,) and (5,)")
