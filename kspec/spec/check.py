@@ -126,7 +126,7 @@ def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
     # as checked above); declared layers and sub-models must not reuse a name.
     layer_names: dict[str, Location] = {inp.name: inp.loc for inp in model.inputs}
     layer_names.update({name: edge.loc for edge in model.edges for name in edge.layer_names()})
-    declared = [(name, layer.loc) for name, layer in model.layers.items()]
+    declared = [(name, layer.where) for name, layer in model.layers.items()]
     declared += [(name, sub.loc) for name, sub in model.models.items()]
     for name, loc in declared:
         if name in layer_names:
@@ -139,7 +139,7 @@ def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
     callables = set(model.layers) | set(model.models)
     called = {edge.target.name for edge in model.edges if edge.target is not None}
     for name in callables - called:
-        loc = model.layers[name].loc if name in model.layers else model.models[name].loc
+        loc = model.layers[name].where if name in model.layers else model.models[name].loc
         yield _warning(loc, f"'{name}' is declared but never called",
                        f"call it from an edge with 'layer: {name}', or remove it")
 

@@ -50,6 +50,11 @@ class LayerDef:
     loc: Location  # where the class name is written
     args: dict[str, Any]  # plain Python values
     arg_nodes: dict[str, tuple[Location, YNode]] = field(default_factory=dict, compare=False)
+    name_loc: Location | None = None  # where a declared layer's name is written
+
+    @property
+    def where(self) -> Location:
+        return self.name_loc or self.loc
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ whether layer classes and arguments exist in Keras, is check.py's job.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,12 @@ class Parser:
                 body_map = self.expect_map(body, f"sub-model '{name}'",
                                            "give it 'include:', 'sequential:' or 'inputs/edges/outputs'")
                 if body_map is not None:
-                    model = self.parse_submodel(name, body_map, file)
+                    model = self.parse_submodel(name, key_node.loc, body_map, file)
             # A sub-model that failed to parse still defines its name (its error is reported).
             models[name] = model or ModelDef(name=name, loc=key_node.loc, file=file, kind="broken")
         return models
 
-    def parse_submodel(self, name: str, body: YMap, file: str) -> ModelDef | None:
+    def parse_submodel(self, name: str, loc: Location, body: YMap, file: str) -> ModelDef | None:
         extra_keys = SUBMODEL_KEYS
         for key in COMPILE_KEYS:
             if key in body.entries:
@@ -175,7 +176,7 @@ class Parser:
                 trainable = trainable_node.value
             else:
                 self.error(trainable_node.loc, f"'trainable' must be true or false, got {type_name(trainable_node)}")
-        return ModelDef(**{**model.__dict__, "name": name, "loc": body.loc, "weights": weights,
+        return ModelDef(**{**model.__dict__, "name": name, "loc": loc, "weights": weights,
                            "weights_loc": weights_loc, "trainable": trainable, "compile": None})
 
     def parse_include(self, name: str, node: YNode, file: str) -> ModelDef | None:
@@ -306,7 +307,7 @@ class Parser:
                 if "name" in layer.args:
                     self.error(layer.arg_nodes["name"][0], f"layer '{name}' sets 'name' in its arguments",
                                "the key under 'layers:' is already the layer's name; remove 'name'")
-                layers[name] = layer
+                layers[name] = replace(layer, name_loc=key_node.loc)
         return layers
 
     def parse_layer_def(self, node: YNode, what: str) -> LayerDef | None:
