@@ -190,6 +190,8 @@ class _Builder:
         else:
             assert edge.target is not None
             layer = built.layers[edge.target.name]
+            if edge.target.name in built.submodels and kwargs:
+                args, kwargs = [kwargs], {}  # a model takes its inputs as one dict by name
             with keras_errors(edge.loc, f"call {node} of '{edge.target.name}' in edge '{edge.name}'"):
                 result = layer(*args, **kwargs)
             built.calls[(edge.target.name, node)] = result

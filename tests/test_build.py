@@ -144,3 +144,42 @@ def test_keras_errors_are_reported_at_the_edge(write_spec):
     assert (diagnostic.location.line, diagnostic.location.column) == (5, 3)
     assert diagnostic.message == ("Keras rejected the call of Add 's': Inputs have incompatible shapes. "
                                   "Received shapes (4,) and (5,)")
+
+
+def test_documented_features_build_together(write_spec):
+    path = write_spec(
+        "models:\n"
+        "  pair:\n"
+        "    inputs: {left: [4], right: [4]}\n"
+        "    edges:\n"
+        "      joined: {Concatenate: {}, in: [left, right]}\n"
+        "    outputs: [joined]\n"
+        "  head:\n"
+        "    sequential:\n"
+        "      - Dense: {units: 3, kernel_regularizer: {L2: {l2: 0.001}}}\n"
+        "      - Dense: {units: 2, name: logits}\n"
+        "inputs:\n"
+        "  a: [4]\n"
+        "  b: [4]\n"
+        "  steps: {shape: [null, 4]}\n"
+        "edges:\n"
+        "  by_name: {layer: pair, in: {right: b, left: a}}\n"
+        "  by_order: {layer: pair, in: [b, a]}\n"
+        "  scored: {layer: head, in: by_name}\n"
+        "  per_step: {TimeDistributed: {layer: {Dense: {units: 2}}}, in: steps}\n"
+        "  flat: {Flatten: null, in: scored}\n"
+        "outputs: [flat, by_order, per_step]\n"
+        "optimizer: {Adam: {learning_rate: 1e-3}}\n"
+        "loss: [mse, mse, mse]\n")
+    built = _build(path)
+    model = built.model
+    ones, twos = np.ones((1, 4), "float32"), np.full((1, 4), 2.0, "float32")
+    flat, by_order, per_step = model.predict([ones, twos, np.ones((1, 3, 4), "float32")], verbose=0)
+    # keyword inputs go to the sub-model's inputs by name; a list goes in order
+    np.testing.assert_array_equal(built.submodels["pair"].model.predict({"left": ones, "right": twos}, verbose=0),
+                                  np.concatenate([ones, twos], axis=1))
+    np.testing.assert_array_equal(by_order, np.concatenate([twos, ones], axis=1))
+    assert per_step.shape == (1, 3, 2) and flat.shape == (1, 2)
+    head = model.get_layer("head")
+    assert [layer.name for layer in head.layers] == ["dense", "logits"]
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
