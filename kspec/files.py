@@ -12,6 +12,10 @@ from .errors import Diagnostic, Location, SpecError
 def save_model(model: Any, path: Path) -> None:
     """Save a Keras model to `path` through a temporary file and a rename."""
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        # Saved without its variables, a compiled model warns on every load.
+        optimizer.build(model.trainable_variables)
     try:
         model.save(temporary)
         os.replace(temporary, path)

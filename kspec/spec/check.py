@@ -39,7 +39,13 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     for layer in model.layers.values():
         yield from check_layer(layer, catalogue)
     for edge in model.edges:
-        if edge.layer is not None:
+        if edge.layer is None:
+            continue
+        name = edge.layer.class_name
+        if name in model.layers or name in model.models:
+            yield _error(edge.layer.loc, f"'{name}' in edge '{edge.name}' is a declared layer or model, "
+                         "not a layer class", f"call it with 'layer: {name}'")
+        else:
             yield from check_layer(edge.layer, catalogue)
     yield from _check_names(model)
     yield from _check_edges(model, catalogue)
