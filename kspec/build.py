@@ -36,20 +36,29 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def import_keras() -> Any:
+def import_keras(cpu_devices: int | None = None) -> Any:
     """Import Keras, without TensorFlow's start-up log lines.
 
     TensorFlow's C++ start-up logging (oneDNN, CUDA probing) ignores
     TF_CPP_MIN_LOG_LEVEL for its first lines, so stderr is silenced while the
     backend loads; a failing import still raises a Python exception.
+
+    Args:
+        cpu_devices: split the CPU into this many logical devices (TensorFlow
+            backend), so that multi-device training can run without GPUs.
     """
-    if "keras" in sys.modules:
+    if "keras" in sys.modules and getattr(sys.modules["keras"], "__version__", None):
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _stderr_silenced():
         import keras
-        import keras.ops
 
+        if cpu_devices and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
         keras.ops.zeros(())  # first device use, where CUDA probing logs
     return keras
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from . import __version__
-from .errors import Diagnostic, KspecError, Location, SpecError
+from .errors import Diagnostic, Interrupted, KspecError, Location, SpecError
 
 EXIT_INVALID = 1
 EXIT_INTERRUPTED = 130
@@ -35,6 +35,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except Interrupted as exc:
+            _print_diagnostics(exc.diagnostics)
+            sys.exit(EXIT_INTERRUPTED)
         except KspecError as exc:
             _print_diagnostics(exc.diagnostics)
             sys.exit(EXIT_INVALID)
@@ -62,7 +65,7 @@ def _shape(tensor: Any) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kspec")
 def main() -> None:
-    """Declare Keras models as YAML specs: validate, build and summarize them."""
+    """Declare Keras models as YAML specs: validate, build, train and use them."""
 
 
 @main.command()
@@ -155,6 +158,114 @@ def summary(spec: Path, expand: bool) -> None:
 
     built = build_model(_read(spec))
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
+
+
+def _format_metrics(row: dict[str, float]) -> str:
+    return ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="Train on this .npz file.")
+@click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
+              help="Train on N synthetic samples made to fit the spec.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (default: the spec's, else 1).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's, else 32).")
+@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True),
+              help="Hold out this fraction of the data (its last rows) for validation.")
+@click.option("--val-data", type=click.Path(path_type=Path, dir_okay=False), help="Validate on this .npz file.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Run folder (default: runs/NAME-TIMESTAMP).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for reproducible runs (default: random, recorded).")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="Start from the weights of this .keras file.")
+@click.option("--resume", type=click.Path(path_type=Path, file_okay=False),
+              help="Continue the run in this folder from its last checkpoint.")
+@click.option("--strategy", type=click.Choice(["mirrored"]),
+              help="Train on all local devices with tf.distribute.MirroredStrategy.")
+@click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
+              help="Split the CPU into N logical devices (to try --strategy without GPUs).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
+          validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
+          weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
+          quiet: bool) -> None:
+    """Train a spec on .npz or synthetic data, leaving a run folder.
+
+    The run folder holds the final model.keras, a copy of the spec,
+    history.csv, checkpoints of the last epochs and TensorBoard logs.
+    Ctrl-C stops after the current batch and keeps the last finished epoch;
+    --resume continues from there.
+    """
+    if resume is not None:
+        given = [name for name, value in (("--data", data), ("--synthetic", synthetic_n), ("--out", out),
+                                          ("--seed", seed), ("--weights", weights), ("--batch-size", batch_size),
+                                          ("--validation-split", validation_split), ("--val-data", val_data),
+                                          ("--strategy", strategy)) if value is not None]
+        if given:
+            raise click.UsageError(f"--resume repeats the run's own settings; drop {', '.join(given)}")
+    elif (data is None) == (synthetic_n is None):
+        raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
+    if validation_split is not None and val_data is not None:
+        raise click.UsageError("give --validation-split or --val-data, not both")
+
+    from .build import import_keras
+    from .train import train as run_training
+
+    model_def = _read(spec)
+    import_keras(cpu_devices)
+    result = run_training(
+        model_def, spec.read_text(encoding="utf-8"), data=data, synthetic_n=synthetic_n, epochs=epochs,
+        batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
+        weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto",
+        progress=lambda text: click.echo(text, err=True))
+    first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
+    change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"
+    click.echo(f"{model_def.name}: trained {result.epochs_run} epoch(s) (to epoch {result.epochs_completed}) "
+               f"in {result.seconds:.1f}s; {change}; final {_format_metrics(last)}; run folder {result.run_dir}")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Trained .keras file (e.g. a run's model.keras).")
+@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help=".npz with every input and output.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@handle_errors
+def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bool) -> None:
+    """Print every loss and metric of a trained model on data."""
+    from .infer import evaluate as run_evaluation
+
+    results = run_evaluation(_read(spec), weights, data, batch_size, verbose=0 if as_json else "auto")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for name, value in results.items():
+            click.echo(f"{name}: {value:.6g}")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Trained .keras file (e.g. a run's model.keras).")
+@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help=".npz with every input.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Write predictions here, one array per output name.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@handle_errors
+def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int) -> None:
+    """Write a trained model's predictions for data to an .npz file."""
+    from .infer import predict as run_prediction
+
+    if output.suffix != ".npz":
+        raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
+    shapes = run_prediction(_read(spec), weights, data, output, batch_size)
+    listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+    click.echo(f"wrote {output}: {listed}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ pinned to a `Location`. Library code raises `KspecError`; the CLI catches it in
 one place and prints its diagnostics, never a traceback.
 
     KspecError                 base of every user-facing error
-    └── SpecError              one or more diagnostics about spec files
+    ├── SpecError              one or more diagnostics about spec files
+    ├── DataError              a data file that does not fit the spec
+    ├── RunError               a run folder, weights file or option that cannot be used
+    └── Interrupted            training stopped by SIGINT/SIGTERM (exit code 130)
 """
 
 from __future__ import annotations
@@ -77,6 +80,24 @@ class KspecError(Exception):
 
 class SpecError(KspecError):
     """A spec file that cannot be loaded, checked or built."""
+
+
+class DataError(KspecError):
+    """A data file that cannot be read or does not fit the spec."""
+
+
+class RunError(KspecError):
+    """A run folder, weights file or training option that cannot be used."""
+
+
+class Interrupted(KspecError):
+    """Training was stopped by a signal after its last finished epoch was saved."""
+
+
+def fail(error: type[KspecError], where: str | Location, message: str, hint: str | None = None) -> KspecError:
+    """One located diagnostic wrapped in `error`, ready to raise."""
+    location = where if isinstance(where, Location) else Location(str(where))
+    return error([Diagnostic(location, message, hint)])
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

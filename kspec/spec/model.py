@@ -113,6 +113,15 @@ class CompileDef:
 
 
 @dataclass(frozen=True)
+class TrainingDef:
+    """Training defaults a spec may hold; command-line flags override them."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    validation_split: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelDef:
     """A model: the top-level spec, or a sub-model declared under `models:`.
 
@@ -131,6 +140,7 @@ class ModelDef:
     outputs: tuple[Ref, ...] = ()
     sequence: tuple[tuple[str, LayerDef], ...] = ()  # (layer name, layer) for sequential
     compile: CompileDef | None = None
+    training: TrainingDef = field(default_factory=TrainingDef)
     weights: str | None = None  # path of a .keras file to load weights from
     weights_loc: Location | None = None
     trainable: bool | None = None

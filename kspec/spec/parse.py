@@ -14,12 +14,14 @@ from typing import Any
 
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .load import YMap, YNode, YScalar, YSeq, load_file, to_python, type_name
-from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting
+from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics")
-TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS
+TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS \
+    + ("training",)
+TRAINING_KEYS = ("epochs", "batch_size", "validation_split")
 SUBMODEL_KEYS = ("description", "inputs", "layers", "models", "edges", "outputs",
                  "sequential", "include", "weights", "trainable")
 EDGE_KEYS = ("in", "layer", "repeat", "outputs")
@@ -98,8 +100,10 @@ class Parser:
         edges = self.parse_edges(tree.get("edges"))
         outputs = self.parse_outputs(tree.get("outputs"))
         compile_def = self.parse_compile(tree) if top else None
+        training = self.parse_training(tree.get("training")) if top else TrainingDef()
         return ModelDef(name=name, loc=tree.loc, file=file, inputs=inputs, layers=layers,
-                        models=models, edges=edges, outputs=outputs, compile=compile_def)
+                        models=models, edges=edges, outputs=outputs, compile=compile_def,
+                        training=training)
 
     def parse_sequential(self, tree: YMap, name: str, file: str) -> ModelDef:
         for key in ("edges", "outputs", "layers", "models"):
@@ -156,7 +160,10 @@ class Parser:
             if key in body.entries:
                 self.error(body.key_loc(key), f"'{key}' belongs to the top-level model, not sub-model '{name}'",
                            "move compile settings to the top of the spec")
-        self.unknown_keys(body, extra_keys + COMPILE_KEYS, f"sub-model '{name}'")
+        if "training" in body.entries:
+            self.error(body.key_loc("training"), f"'training' belongs to the top-level model, not sub-model '{name}'",
+                       "move training defaults to the top of the spec")
+        self.unknown_keys(body, extra_keys + COMPILE_KEYS + ("training",), f"sub-model '{name}'")
         include = body.get("include")
         if include is not None:
             for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):
@@ -476,6 +483,33 @@ class Parser:
         settings = {key: Setting(to_python(tree.get(key)), tree.get(key))
                     for key in COMPILE_KEYS if tree.get(key) is not None}
         return CompileDef(**settings) if settings else None
+
+
+    def parse_training(self, node: YNode | None) -> TrainingDef:
+        if node is None:
+            return TrainingDef()
+        mapping = self.expect_map(node, "'training'", "e.g. 'training: {epochs: 10, batch_size: 32}'")
+        if mapping is None:
+            return TrainingDef()
+        self.unknown_keys(mapping, TRAINING_KEYS, "'training'")
+        values: dict[str, Any] = {}
+        for key in ("epochs", "batch_size"):
+            item = mapping.get(key)
+            if item is None:
+                continue
+            value = item.value if isinstance(item, YScalar) else None
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                self.error(item.loc, f"'training.{key}' must be a positive integer, got {type_name(item)}")
+            else:
+                values[key] = value
+        item = mapping.get("validation_split")
+        if item is not None:
+            value = item.value if isinstance(item, YScalar) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                self.error(item.loc, f"'training.validation_split' must be a number in [0, 1), got {type_name(item)}")
+            else:
+                values["validation_split"] = float(value)
+        return TrainingDef(**values)
 
 
 def _snake_case(name: str) -> str:

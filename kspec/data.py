@@ -1,0 +1,280 @@
+"""Training data: the user's .npz files, checked against the spec, or synthetic data.
+
+An .npz holds one array per input and per output, keyed by the spec's names
+(`x` and `y` also work for a model with one input and one output). Every
+array is checked before any step is trained: keys, shapes, dtypes, integer ids
+inside the Embedding they feed, equal lengths, and finite values.
+
+Synthetic data follows the spec, and its labels come from a *teacher*: a
+second, randomly initialised copy of the model. The task is then learnable by
+the model itself, so a working training loop visibly lowers the loss.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import DataError, did_you_mean, fail
+from .spec.graph import call_inputs
+from .spec.model import ModelDef, Ref
+
+BINARY, CATEGORICAL, SPARSE, REGRESSION = "binary", "categorical", "sparse", "regression"
+
+
+@dataclass
+class Dataset:
+    """Arrays by input and output name, all of the same length."""
+
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    source: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def x(self, spec: ModelDef) -> Any:
+        """Inputs the way the model takes them: one array, or a list in input order."""
+        arrays = [self.inputs[inp.name] for inp in spec.inputs]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def y(self, spec: ModelDef) -> Any:
+        arrays = [self.targets[ref.name] for ref in spec.outputs]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def take(self, rows: slice | np.ndarray) -> Dataset:
+        return Dataset({k: v[rows] for k, v in self.inputs.items()},
+                       {k: v[rows] for k, v in self.targets.items()}, self.source)
+
+
+# ------------------------------------------------------------ what the spec wants
+def _loss_name(loss: Any) -> str:
+    if isinstance(loss, dict) and len(loss) == 1:
+        loss = next(iter(loss))
+    return str(loss).lower().replace("_", "")
+
+
+def target_kind(loss: Any) -> str:
+    """What labels a loss wants: 0/1, one-hot, class ids, or real values."""
+    name = _loss_name(loss)
+    if "sparsecategorical" in name:
+        return SPARSE
+    if "categorical" in name or name in ("cce", "kld", "kldivergence", "kullbackleiblerdivergence"):
+        return CATEGORICAL
+    if "binary" in name or name in ("bce", "hinge", "squaredhinge"):
+        return BINARY
+    return REGRESSION
+
+
+def output_kinds(spec: ModelDef) -> dict[str, str]:
+    """The label kind of each output, from the spec's loss setting."""
+    names = spec.output_names
+    loss = spec.compile.loss.value if spec.compile and spec.compile.loss else None
+    if isinstance(loss, dict) and not (len(loss) == 1 and next(iter(loss)) not in names):
+        return {name: target_kind(loss.get(name)) for name in names}
+    if isinstance(loss, list):
+        return {name: target_kind(item) for name, item in zip(names, loss)}
+    return {name: target_kind(loss) for name in names}
+
+
+def embedding_ranges(spec: ModelDef) -> dict[str, int]:
+    """Input name -> input_dim of an Embedding that is called directly on it."""
+    input_names = {inp.name for inp in spec.inputs}
+    ranges: dict[str, int] = {}
+    for index, edge in enumerate(spec.edges):
+        layer = edge.layer or (spec.layers.get(edge.target.name) if edge.target else None)
+        called_on = call_inputs(spec, index)
+        if layer is None or layer.class_name != "Embedding" or not isinstance(called_on, Ref):
+            continue
+        if called_on.name in input_names:
+            input_dim = int(layer.args["input_dim"])
+            ranges[called_on.name] = min(input_dim, ranges.get(called_on.name, input_dim))
+    return ranges
+
+
+# ------------------------------------------------------------------- reading
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file, refusing pickled objects and broken files."""
+    name = str(path)
+    if not path.exists():
+        raise fail(DataError, name, "data file not found", "check the path")
+    if path.is_dir():
+        raise fail(DataError, name, "is a directory, not an .npz file")
+    if not zipfile.is_zipfile(path):
+        raise fail(DataError, name, "not an .npz file",
+                   "save the arrays with numpy.savez(FILE, input_name=array, ...)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise fail(DataError, name, "holds Python objects, which kspec does not load",
+                       "store plain numeric arrays") from None
+        raise fail(DataError, name, f"cannot read the .npz file: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise fail(DataError, name, f"cannot read the .npz file (corrupt or truncated): {exc}") from None
+
+
+def _shape_text(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join("N" if i == 0 else ("any" if d is None else str(d))
+                           for i, d in enumerate(shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _fits(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
+    return len(actual) == len(expected) and all(e is None or a == e for a, e in zip(actual, expected))
+
+
+def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
+                 source: str, need_targets: bool = True) -> Dataset:
+    """Match arrays to the spec's inputs and outputs and check every one."""
+    input_names = [inp.name for inp in spec.inputs]
+    output_names = spec.output_names
+    aliases: dict[str, str] = {}
+    if len(input_names) == 1 and "x" in arrays and input_names[0] not in arrays:
+        aliases["x"] = input_names[0]
+    if len(output_names) == 1 and "y" in arrays and output_names[0] not in arrays:
+        aliases["y"] = output_names[0]
+    named = {aliases.get(key, key): value for key, value in arrays.items()}
+    wanted = input_names + (output_names if need_targets else [])
+
+    for key in named:
+        if key not in input_names + output_names:
+            original = next(k for k, v in aliases.items() if v == key) if key in aliases.values() else key
+            raise fail(DataError, source, f"unexpected array '{original}'{did_you_mean(original, wanted)}",
+                       f"the spec's inputs: {', '.join(input_names)}; outputs: {', '.join(output_names)}")
+    for key in wanted:
+        if key not in named:
+            kind = "input" if key in input_names else "output"
+            raise fail(DataError, source, f"no array for {kind} '{key}'",
+                       f"store it under the key '{key}'" + (" (or 'x')" if kind == "input" and len(input_names) == 1
+                                                           else " (or 'y')" if len(output_names) == 1 else ""))
+
+    lengths = {key: len(value) if value.ndim else 0 for key, value in named.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{key}: {n}" for key, n in lengths.items())
+        raise fail(DataError, source, f"arrays have different lengths ({listed})",
+                   "every array holds one row per sample")
+
+    inputs = {inp.name: _check_input(named[inp.name], inp, source) for inp in spec.inputs}
+    ranges = embedding_ranges(spec)
+    for name, limit in ranges.items():
+        values = inputs[name]
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            raise fail(DataError, source,
+                       f"array '{name}' holds ids from {values.min()} to {values.max()}, outside the "
+                       f"Embedding's input_dim {limit}", f"ids must lie in [0, {limit - 1}]")
+    targets = {}
+    if need_targets:
+        kinds = output_kinds(spec)
+        for name in output_names:
+            targets[name] = _check_target(named[name], name, output_shapes[name], kinds[name], source)
+    return Dataset(inputs, targets, source)
+
+
+def _check_input(array: np.ndarray, inp: Any, source: str) -> np.ndarray:
+    expected = (None,) + tuple(inp.shape)
+    if not _fits(array.shape, expected):
+        raise fail(DataError, source, f"array '{inp.name}' has shape {array.shape}; input '{inp.name}' "
+                   f"expects {_shape_text(expected)}", "the first axis counts samples")
+    dtype = inp.dtype or "float32"
+    if dtype.startswith(("int", "uint")):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
+                       f"expects integers ({dtype})", "store it as an integer array")
+        return array.astype(dtype, copy=False)
+    if dtype == "bool":
+        return array.astype(bool, copy=False)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
+                   f"expects numbers ({dtype})")
+    array = array.astype(dtype, copy=False)
+    _check_finite(array, inp.name, source)
+    return array
+
+
+def _check_finite(array: np.ndarray, name: str, source: str) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
+        raise fail(DataError, source, f"array '{name}' holds NaN or infinity (first in row {bad})",
+                   "clean or drop those rows before training")
+
+
+def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], kind: str,
+                  source: str) -> np.ndarray:
+    classes = output_shape[-1]
+    if kind == SPARSE:
+        expected_shapes = [output_shape[:-1], output_shape[:-1] + (1,)]
+        if not any(_fits(array.shape, shape) for shape in expected_shapes):
+            raise fail(DataError, source, f"array '{name}' has shape {array.shape}; output '{name}' with a "
+                       f"sparse categorical loss expects class ids of shape {_shape_text(output_shape[:-1])}")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; a sparse categorical loss "
+                       "expects integer class ids")
+        if array.size and (array.min() < 0 or array.max() >= classes):
+            raise fail(DataError, source, f"array '{name}' holds class ids from {array.min()} to {array.max()}; "
+                       f"output '{name}' has {classes} classes", f"ids must lie in [0, {classes - 1}]")
+        return array
+    expected = tuple(output_shape)
+    if not _fits(array.shape, expected) and not (expected[1:] == (1,) and _fits(array.shape, expected[:1])):
+        raise fail(DataError, source, f"array '{name}' has shape {array.shape}; output '{name}' "
+                   f"expects {_shape_text(expected)}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
+    array = array.astype("float32", copy=False).reshape((len(array),) + tuple(expected[1:]))
+    _check_finite(array, name, source)
+    return array
+
+
+def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
+             need_targets: bool = True) -> Dataset:
+    """Read an .npz file and check it against the spec."""
+    path = Path(path)
+    return check_arrays(read_npz(path), spec, output_shapes, str(path), need_targets)
+
+
+# ----------------------------------------------------------------- synthetic
+def synthetic_inputs(spec: ModelDef, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random inputs that fit the spec: dtypes, shapes, ids inside their Embedding."""
+    ranges = embedding_ranges(spec)
+    inputs = {}
+    for inp in spec.inputs:
+        shape = (n,) + tuple(8 if d is None else d for d in inp.shape)
+        dtype = inp.dtype or "float32"
+        if dtype.startswith(("int", "uint")):
+            inputs[inp.name] = rng.integers(0, ranges.get(inp.name, 10), size=shape).astype(dtype)
+        elif dtype == "bool":
+            inputs[inp.name] = rng.random(shape) < 0.5
+        else:
+            inputs[inp.name] = rng.random(shape, dtype="float32").astype(dtype)
+    return inputs
+
+
+def labels_from_teacher(outputs: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, np.ndarray]:
+    """Turn a teacher model's outputs into labels that fit each output's loss."""
+    labels = {}
+    for name, values in outputs.items():
+        kind = kinds[name]
+        if kind == BINARY:
+            # Thresholding at the median gives balanced 0/1 labels.
+            labels[name] = (values > np.median(values, axis=0)).astype("float32")
+        elif kind in (CATEGORICAL, SPARSE):
+            ids = values.argmax(axis=-1)
+            labels[name] = ids if kind == SPARSE else np.eye(values.shape[-1], dtype="float32")[ids]
+        else:
+            labels[name] = values.astype("float32")
+    return labels
+
+
+def synthetic(spec: ModelDef, n: int, seed: int, teacher: Callable[[Any], list[np.ndarray]]) -> Dataset:
+    """`n` samples of spec-shaped inputs, labelled by `teacher` (a copy of the model)."""
+    rng = np.random.default_rng(seed)
+    inputs = synthetic_inputs(spec, n, rng)
+    dataset = Dataset(inputs, {}, f"synthetic data ({n} samples, seed {seed})")
+    outputs = teacher(dataset.x(spec))
+    named = dict(zip(spec.output_names, outputs))
+    dataset.targets = labels_from_teacher(named, output_kinds(spec))
+    return dataset

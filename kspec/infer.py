@@ -1,0 +1,63 @@
+"""`kspec evaluate` and `kspec predict`: a spec's model with trained weights, on data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .build import Built, build, keras_errors
+from .data import load_npz
+from .errors import Location
+from .files import save_npz
+from .spec.model import ModelDef
+
+
+def load_trained(spec: ModelDef, weights: Path) -> Built:
+    """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
+    built = build(spec)
+    with keras_errors(Location(str(weights)), f"the weights in '{weights}'",
+                      "the .keras file must hold a model of this spec's architecture"):
+        if not weights.is_file():
+            raise FileNotFoundError(f"no such file: {weights}")
+        built.model.load_weights(weights)
+    return built
+
+
+def _output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
+    return {ref.name: tuple(built.tensors[ref.name].shape) for ref in built.spec.outputs}
+
+
+def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
+             verbose: Any = "auto") -> dict[str, float]:
+    """Every loss and metric of the trained model on the data."""
+    built = load_trained(spec, weights)
+    dataset = load_npz(data, spec, _output_shapes(built))
+    results = built.model.evaluate(dataset.x(spec), dataset.y(spec), batch_size=batch_size,
+                                   verbose=verbose, return_dict=True)
+    return {name: float(value) for name, value in results.items()}
+
+
+def predict(spec: ModelDef, weights: Path, data: Path, output: Path, batch_size: int = 32) -> dict[str, tuple[int, ...]]:
+    """Write each output's predictions under its output name; returns their shapes.
+
+    Batches are predicted one at a time into preallocated arrays, so the
+    inputs are never copied as a whole.
+    """
+    built = load_trained(spec, weights)
+    dataset = load_npz(data, spec, _output_shapes(built), need_targets=False)
+    n = len(dataset)
+    names = spec.output_names
+    results: dict[str, np.ndarray] = {}
+    for start in range(0, n, batch_size):
+        batch = dataset.take(slice(start, start + batch_size))
+        outputs = built.model.predict_on_batch(batch.x(spec))
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for name, values in zip(names, outputs):
+            values = np.asarray(values)
+            if name not in results:
+                results[name] = np.empty((n,) + values.shape[1:], dtype=values.dtype)
+            results[name][start:start + len(values)] = values
+    save_npz(output, results)
+    return {name: array.shape for name, array in results.items()}

@@ -1,0 +1,332 @@
+"""`kspec train`: build a spec, train it, and leave a run folder behind.
+
+A run folder holds everything needed to continue or reuse a run:
+
+    spec.yaml        the spec as run
+    run.json         seed, data, batch size, epochs, versions, status
+    history.csv      one row per finished epoch: every loss and metric
+    checkpoints/     epoch-NNNN.keras for the last epochs (optimizer state included)
+    logs/            TensorBoard logs
+    model.keras      the final model, once training has finished
+
+Each epoch writes its history row first and then its checkpoint, each through
+a temporary file and a rename. `--resume` continues from the newest
+checkpoint and drops history rows past it, so whatever moment a run was
+stopped at, it resumes consistently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import secrets
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .build import Built, build, import_keras, keras_errors
+from .data import Dataset, load_npz, synthetic
+from .errors import Diagnostic, Interrupted, Location, RunError, fail
+from .files import save_model, write_text
+from .spec.model import ModelDef
+
+KEEP_CHECKPOINTS = 3
+DEFAULT_EPOCHS = 1
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class RunSettings:
+    """What a run was started with; stored in run.json so --resume can repeat it."""
+
+    spec: str
+    seed: int
+    epochs: int
+    batch_size: int
+    data: str | None = None
+    synthetic: int | None = None
+    validation_split: float | None = None
+    val_data: str | None = None
+    weights: str | None = None
+    strategy: str | None = None
+    epochs_completed: int = 0
+    status: str = "running"
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_run: int
+    epochs_completed: int
+    history: list[dict[str, float]]
+    seconds: float
+
+
+# ----------------------------------------------------------------- run folder
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = path
+        self.checkpoints = path / "checkpoints"
+
+    @classmethod
+    def create(cls, out: Path | None, spec_name: str) -> RunFolder:
+        if out is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out = Path("runs") / f"{spec_name}-{stamp}"
+            suffix = 1
+            while out.exists():
+                suffix += 1
+                out = Path("runs") / f"{spec_name}-{stamp}-{suffix}"
+        elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise fail(RunError, str(out), "output folder already exists and is not empty",
+                       f"continue that run with --resume {out}, or choose another --out")
+        try:
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(RunError, str(out), f"cannot create the run folder: {exc.strerror or exc}") from None
+        return cls(out)
+
+    @classmethod
+    def open(cls, path: Path) -> RunFolder:
+        folder = cls(path)
+        if not (path / "run.json").is_file():
+            raise fail(RunError, str(path), "not a kspec run folder (no run.json)",
+                       "--resume takes the folder a previous `kspec train` wrote")
+        return folder
+
+    def settings(self) -> RunSettings:
+        try:
+            data = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            return RunSettings(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise fail(RunError, str(self.path / "run.json"), f"cannot read run settings: {exc}") from None
+
+    def save_settings(self, settings: RunSettings) -> None:
+        write_text(self.path / "run.json", json.dumps(asdict(settings), indent=2) + "\n")
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        found = sorted((int(m.group(1)), p) for p in self.checkpoints.glob("epoch-*.keras")
+                       if (m := re.fullmatch(r"epoch-(\d+)\.keras", p.name)))
+        return found[-1] if found else None
+
+    def save_checkpoint(self, model: Any, epoch: int) -> None:
+        save_model(model, self.checkpoints / f"epoch-{epoch:04d}.keras")
+        old = sorted(self.checkpoints.glob("epoch-*.keras"))[:-KEEP_CHECKPOINTS]
+        for path in old:
+            path.unlink()
+
+    def read_history(self) -> list[dict[str, float]]:
+        path = self.path / "history.csv"
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8", newline="") as handle:
+            return [{key: float(value) for key, value in row.items() if value != ""}
+                    for row in csv.DictReader(handle)]
+
+    def write_history(self, rows: list[dict[str, float]]) -> None:
+        columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (int(value) if key == "epoch" else repr(float(value)))
+                             for key, value in row.items()})
+        write_text(self.path / "history.csv", buffer.getvalue())
+
+
+# ---------------------------------------------------------------- callbacks
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; training stops at the end of the current batch."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second signal: stop now (files stay consistent)
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
+               stop: _StopFlag, progress: Callable[[str], None]) -> list[Any]:
+    class StopOnSignal(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if stop.signal is not None and not self.model.stop_training:
+                progress("stopping after this batch; the last finished epoch is kept")
+                self.model.stop_training = True
+
+    class RecordEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if stop.signal is not None:
+                return  # an interrupted epoch is not recorded; resume repeats it
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+            history.append(row)
+            folder.write_history(history)
+            folder.save_checkpoint(self.model, epoch + 1)
+            settings.epochs_completed = epoch + 1
+            folder.save_settings(settings)
+
+    return [StopOnSignal(), RecordEpoch(), keras.callbacks.TensorBoard(log_dir=str(folder.path / "logs"))]
+
+
+# -------------------------------------------------------------------- seeding
+def seed_everything(keras: Any, seed: int) -> None:
+    """Seed Python, NumPy and Keras; make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def strategy_scope(keras: Any, strategy: str | None) -> Any:
+    """The scope to build the model in: a tf.distribute strategy's, or none."""
+    import contextlib
+
+    if strategy is None:
+        return contextlib.nullcontext()
+    if keras.backend.backend() != "tensorflow":
+        raise fail(RunError, "--strategy", f"--strategy {strategy} needs the TensorFlow backend, "
+                   f"not {keras.backend.backend()}", "leave out --strategy, or set KERAS_BACKEND=tensorflow")
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices]).scope()
+
+
+# ---------------------------------------------------------------------- data
+def output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
+    return {ref.name: tuple(built.tensors[ref.name].shape) for ref in built.spec.outputs}
+
+
+def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]]) -> Dataset:
+    if settings.data is not None:
+        return load_npz(settings.data, spec, student_shapes)
+    assert settings.synthetic is not None
+    teacher = build(spec, compile=False).model
+
+    def predict(x: Any) -> list[Any]:
+        outputs = teacher.predict(x, batch_size=256, verbose=0)
+        return outputs if isinstance(outputs, list) else [outputs]
+
+    return synthetic(spec, settings.synthetic, settings.seed, predict)
+
+
+# --------------------------------------------------------------------- train
+def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic_n: int | None = None,
+          epochs: int | None = None, batch_size: int | None = None, validation_split: float | None = None,
+          val_data: Path | None = None, out: Path | None = None, seed: int | None = None,
+          weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
+          verbose: Any = "auto", progress: Callable[[str], None] = print) -> TrainResult:
+    """Train a checked spec and write its run folder. See the module docstring."""
+    if spec.compile is None or spec.compile.loss is None:
+        raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
+                   "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
+    if resume is not None:
+        folder = RunFolder.open(resume)
+        settings = folder.settings()
+        if (folder.path / "spec.yaml").read_text(encoding="utf-8") != spec_text:
+            raise fail(RunError, str(resume / "spec.yaml"), "the spec differs from the one this run started with",
+                       "resume with the same spec, or start a new run")
+        if epochs is not None:
+            settings.epochs = epochs
+    else:
+        if data is None and synthetic_n is None:
+            raise fail(RunError, spec.file, "no training data", "give --data FILE.npz or --synthetic N")
+        settings = RunSettings(
+            spec=spec.file, seed=seed if seed is not None else secrets.randbelow(2**31),
+            epochs=epochs or spec.training.epochs or DEFAULT_EPOCHS,
+            batch_size=batch_size or spec.training.batch_size or DEFAULT_BATCH_SIZE,
+            data=str(data) if data else None, synthetic=synthetic_n,
+            validation_split=validation_split if validation_split is not None else spec.training.validation_split,
+            val_data=str(val_data) if val_data else None, weights=str(weights) if weights else None,
+            strategy=strategy)
+        folder = None
+
+    keras = import_keras()
+    settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
+    seed_everything(keras, settings.seed)
+    with strategy_scope(keras, settings.strategy):
+        built = build(spec)
+        dataset = make_data(spec, settings, output_shapes(built))
+        validation = None
+        if settings.val_data is not None:
+            validation = load_npz(settings.val_data, spec, output_shapes(built))
+        model = built.model
+        if resume is not None:
+            assert folder is not None
+            model, history = _restore(keras, folder, settings)
+        else:
+            if settings.weights is not None:
+                with keras_errors(Location(settings.weights), f"the weights in '{settings.weights}'",
+                                  "the .keras file must hold a model of the same architecture"):
+                    model.load_weights(settings.weights)
+            folder = RunFolder.create(out, spec.name)
+            write_text(folder.path / "spec.yaml", spec_text)
+            folder.save_settings(settings)
+            history = []
+    assert folder is not None
+    start_epoch = settings.epochs_completed
+    if start_epoch >= settings.epochs:
+        raise fail(RunError, str(folder.path), f"the run already finished its {settings.epochs} epochs",
+                   "give a larger --epochs to train it further")
+    # Re-seed by epoch, so a resumed run draws the same shuffles as a fresh one would.
+    keras.utils.set_random_seed(settings.seed + start_epoch)
+
+    started = time.monotonic()
+    with _StopFlag() as stop:
+        model.fit(
+            dataset.x(spec), dataset.y(spec),
+            batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
+            validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
+            validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
+            shuffle=True, verbose=verbose,
+            callbacks=_callbacks(keras, folder, settings, history, stop, progress),
+        )
+    seconds = time.monotonic() - started
+    if stop.signal is not None:
+        settings.status = "interrupted"
+        folder.save_settings(settings)
+        raise Interrupted([Diagnostic(
+            Location(str(folder.path)),
+            f"training interrupted; the run folder holds {settings.epochs_completed} finished epoch(s)",
+            f"resume with: kspec train {spec.file} --resume {folder.path}")])
+    settings.status = "completed"
+    save_model(model, folder.path / "model.keras")
+    folder.save_settings(settings)
+    return TrainResult(folder.path, settings.epochs_completed - start_epoch, settings.epochs_completed,
+                       history, seconds)
+
+
+def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:
+    """The newest checkpoint (with optimizer state) and the history up to it."""
+    latest = folder.latest_checkpoint()
+    if latest is None:
+        raise fail(RunError, str(folder.path), "the run has no checkpoint to resume from",
+                   "it was stopped before its first epoch finished; start it again")
+    epoch, path = latest
+    with keras_errors(Location(str(path)), "the checkpoint"):
+        model = keras.saving.load_model(path)
+    history = [row for row in folder.read_history() if row["epoch"] <= epoch]
+    folder.write_history(history)
+    settings.epochs_completed = epoch
+    settings.status = "running"
+    folder.save_settings(settings)
+    return model, history
+
