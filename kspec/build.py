@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import Diagnostic, Location, SpecError
@@ -53,9 +55,11 @@ def import_keras(cpu_devices: int | None = None) -> Any:
     with _stderr_silenced():
         import keras
 
-        if cpu_devices and keras.backend.backend() == "tensorflow":
+        if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
+            tf.get_logger().setLevel("ERROR")  # e.g. retracing notes, which are not the user's to act on
+        if cpu_devices and keras.backend.backend() == "tensorflow":
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
@@ -86,6 +90,21 @@ def keras_errors(loc: Location, what: str, hint: str | None = None) -> Iterator[
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise SpecError([Diagnostic(loc, f"Keras rejected {what}: {message}",
                                     hint or "fix the spec here; Keras's message says what it expected")]) from None
+
+
+def load_weights(model: Any, path: str | Path, loc: Location) -> None:
+    """Load layer weights from a .keras file, reporting failures at `loc`.
+
+    Only the layers' weights are wanted: a saved optimizer state is skipped
+    (the model trains on with a fresh optimizer), without Keras's warning.
+    """
+    with keras_errors(loc, f"the weights in '{path}'",
+                      "the .keras file must hold a model of the same architecture"):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(path)
 
 
 def build(spec: ModelDef, compile: bool = True) -> Built:
@@ -137,9 +156,7 @@ class _Builder:
         built = self.sequential(spec) if spec.kind == "sequential" else self.functional(spec)
         if spec.weights is not None:
             assert spec.weights_loc is not None
-            with keras_errors(spec.weights_loc, f"the weights in '{spec.weights}' for '{spec.name}'",
-                              "the .keras file must hold a model of the same architecture"):
-                built.model.load_weights(spec.weights)
+            load_weights(built.model, spec.weights, spec.weights_loc)
         if spec.trainable is not None:
             built.model.trainable = spec.trainable
         return built

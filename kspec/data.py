@@ -105,6 +105,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     if path.is_dir():
         raise fail(DataError, name, "is a directory, not an .npz file")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            starts_like_zip = handle.read(4) == b"PK\x03\x04"
+        if starts_like_zip:
+            raise fail(DataError, name, "the .npz file is truncated or corrupt",
+                       "write it again; an interrupted copy or download leaves it cut short")
         raise fail(DataError, name, "not an .npz file",
                    "save the arrays with numpy.savez(FILE, input_name=array, ...)")
     try:

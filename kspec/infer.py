@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import Built, build, keras_errors
+from .build import Built, build, load_weights
 from .data import load_npz
 from .errors import Location
 from .files import save_npz
@@ -17,11 +17,7 @@ from .spec.model import ModelDef
 def load_trained(spec: ModelDef, weights: Path) -> Built:
     """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
     built = build(spec)
-    with keras_errors(Location(str(weights)), f"the weights in '{weights}'",
-                      "the .keras file must hold a model of this spec's architecture"):
-        if not weights.is_file():
-            raise FileNotFoundError(f"no such file: {weights}")
-        built.model.load_weights(weights)
+    load_weights(built.model, weights, Location(str(weights)))
     return built
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .build import Built, build, import_keras, keras_errors
+from .build import Built, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
@@ -195,7 +195,7 @@ def seed_everything(keras: Any, seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def strategy_scope(keras: Any, strategy: str | None) -> Any:
+def strategy_scope(keras: Any, strategy: str | None, progress: Callable[[str], None]) -> Any:
     """The scope to build the model in: a tf.distribute strategy's, or none."""
     import contextlib
 
@@ -206,8 +206,9 @@ def strategy_scope(keras: Any, strategy: str | None) -> Any:
                    f"not {keras.backend.backend()}", "leave out --strategy, or set KERAS_BACKEND=tensorflow")
     import tensorflow as tf
 
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices]).scope()
+    devices = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    progress(f"training with MirroredStrategy on {len(devices)} device(s): {', '.join(devices)}")
+    return tf.distribute.MirroredStrategy(devices=devices).scope()
 
 
 # ---------------------------------------------------------------------- data
@@ -262,7 +263,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     keras = import_keras()
     settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     seed_everything(keras, settings.seed)
-    with strategy_scope(keras, settings.strategy):
+    with strategy_scope(keras, settings.strategy, progress):
         built = build(spec)
         dataset = make_data(spec, settings, output_shapes(built))
         validation = None
@@ -274,9 +275,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
             model, history = _restore(keras, folder, settings)
         else:
             if settings.weights is not None:
-                with keras_errors(Location(settings.weights), f"the weights in '{settings.weights}'",
-                                  "the .keras file must hold a model of the same architecture"):
-                    model.load_weights(settings.weights)
+                load_weights(model, settings.weights, Location(settings.weights))
             folder = RunFolder.create(out, spec.name)
             write_text(folder.path / "spec.yaml", spec_text)
             folder.save_settings(settings)

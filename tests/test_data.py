@@ -1,0 +1,183 @@
+"""Data files checked against the spec (exact messages), and synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SPECS
+
+from kspec.data import (BINARY, CATEGORICAL, REGRESSION, SPARSE, check_arrays, labels_from_teacher,
+                        load_npz, output_kinds, synthetic_inputs)
+from kspec.errors import DataError
+from kspec.spec import read_spec
+
+MULTI_IO = read_spec(SPECS / "multi_io.yaml")[0]
+MULTI_IO_OUTPUTS = {"main_output": (None, 1), "aux_output": (None, 1)}
+DIGITS = read_spec(SPECS / "digits_cnn.yaml")[0]
+DIGITS_OUTPUTS = {"digit": (None, 10)}
+
+
+def multi_io_arrays(n: int = 6) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "main_input": rng.integers(0, 10000, size=(n, 100)),
+        "aux_input": rng.random((n, 5), dtype="float32"),
+        "main_output": rng.integers(0, 2, size=(n, 1)).astype("float32"),
+        "aux_output": rng.integers(0, 2, size=(n,)).astype("float32"),
+    }
+
+
+def message(arrays, spec=MULTI_IO, shapes=MULTI_IO_OUTPUTS, need_targets=True):
+    with pytest.raises(DataError) as info:
+        check_arrays(arrays, spec, shapes, "d.npz", need_targets)
+    [diagnostic] = info.value.diagnostics
+    return diagnostic.format()
+
+
+def test_valid_arrays_pass_and_are_ordered_for_keras():
+    dataset = check_arrays(multi_io_arrays(), MULTI_IO, MULTI_IO_OUTPUTS, "d.npz")
+    x, y = dataset.x(MULTI_IO), dataset.y(MULTI_IO)
+    assert [a.shape for a in x] == [(6, 100), (6, 5)]
+    assert x[0].dtype == np.int32
+    assert [a.shape for a in y] == [(6, 1), (6, 1)]  # (n,) labels reshaped to the output
+
+
+def test_x_and_y_work_for_one_input_and_one_output():
+    arrays = {"x": np.zeros((3, 8, 8, 1), "float32"), "y": np.array([1, 2, 3])}
+    dataset = check_arrays(arrays, DIGITS, DIGITS_OUTPUTS, "d.npz")
+    assert list(dataset.inputs) == ["image"] and list(dataset.targets) == ["digit"]
+
+
+def test_missing_key():
+    arrays = multi_io_arrays()
+    del arrays["aux_input"]
+    assert message(arrays) == ("d.npz: error: no array for input 'aux_input'\n"
+                               "  hint: store it under the key 'aux_input'")
+
+
+def test_extra_key_with_suggestion():
+    arrays = multi_io_arrays()
+    arrays["aux_inpt"] = arrays.pop("aux_input")
+    assert message(arrays) == (
+        "d.npz: error: unexpected array 'aux_inpt'; did you mean 'aux_input'?\n"
+        "  hint: the spec's inputs: main_input, aux_input; outputs: main_output, aux_output")
+
+
+def test_wrong_shape():
+    arrays = multi_io_arrays()
+    arrays["aux_input"] = arrays["aux_input"][:, :4]
+    assert message(arrays) == (
+        "d.npz: error: array 'aux_input' has shape (6, 4); input 'aux_input' expects (N, 5)\n"
+        "  hint: the first axis counts samples")
+
+
+def test_floats_for_an_integer_input():
+    arrays = multi_io_arrays()
+    arrays["main_input"] = arrays["main_input"].astype("float32")
+    assert message(arrays) == (
+        "d.npz: error: array 'main_input' has dtype float32; input 'main_input' expects integers (int32)\n"
+        "  hint: store it as an integer array")
+
+
+def test_ids_outside_the_embedding():
+    arrays = multi_io_arrays()
+    arrays["main_input"][0, 0] = 0
+    arrays["main_input"][2, 7] = 10000
+    assert message(arrays) == (
+        "d.npz: error: array 'main_input' holds ids from 0 to 10000, outside the Embedding's input_dim 10000\n"
+        "  hint: ids must lie in [0, 9999]")
+
+
+def test_different_lengths():
+    arrays = multi_io_arrays()
+    arrays["aux_output"] = arrays["aux_output"][:4]
+    assert message(arrays) == (
+        "d.npz: error: arrays have different lengths (main_input: 6, aux_input: 6, main_output: 6, "
+        "aux_output: 4)\n  hint: every array holds one row per sample")
+
+
+def test_nan_in_an_input():
+    arrays = multi_io_arrays()
+    arrays["aux_input"][3, 1] = np.nan
+    assert message(arrays) == ("d.npz: error: array 'aux_input' holds NaN or infinity (first in row 3)\n"
+                               "  hint: clean or drop those rows before training")
+
+
+def test_infinity_in_a_target():
+    arrays = multi_io_arrays()
+    arrays["main_output"][5] = np.inf
+    assert message(arrays) == ("d.npz: error: array 'main_output' holds NaN or infinity (first in row 5)\n"
+                               "  hint: clean or drop those rows before training")
+
+
+def test_class_ids_out_of_range():
+    arrays = {"image": np.zeros((3, 8, 8, 1), "float32"), "digit": np.array([1, 10, 3])}
+    assert message(arrays, DIGITS, DIGITS_OUTPUTS) == (
+        "d.npz: error: array 'digit' holds class ids from 1 to 10; output 'digit' has 10 classes\n"
+        "  hint: ids must lie in [0, 9]")
+
+
+def test_targets_are_not_needed_for_prediction():
+    arrays = {"image": np.zeros((3, 8, 8, 1), "float32")}
+    dataset = check_arrays(arrays, DIGITS, DIGITS_OUTPUTS, "d.npz", need_targets=False)
+    assert dataset.targets == {}
+
+
+def test_not_an_npz(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_text("image,digit\n1,2\n")
+    with pytest.raises(DataError) as info:
+        load_npz(path, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == (
+        f"{path}: error: not an .npz file\n"
+        "  hint: save the arrays with numpy.savez(FILE, input_name=array, ...)")
+
+
+def test_truncated_npz(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, image=np.zeros((50, 8, 8, 1), "float32"), digit=np.zeros(50, "int64"))
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(DataError) as info:
+        load_npz(path, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == (
+        f"{path}: error: the .npz file is truncated or corrupt\n"
+        "  hint: write it again; an interrupted copy or download leaves it cut short")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, image=np.array([{"a": 1}], dtype=object), digit=np.zeros(1, "int64"))
+    with pytest.raises(DataError) as info:
+        load_npz(path, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].message == "holds Python objects, which kspec does not load"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_npz(tmp_path / "none.npz", DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == f"{tmp_path / 'none.npz'}: error: data file not found\n" \
+                                                 "  hint: check the path"
+
+
+def test_output_kinds_follow_the_losses():
+    assert output_kinds(MULTI_IO) == {"main_output": BINARY, "aux_output": BINARY}
+    assert output_kinds(DIGITS) == {"digit": SPARSE}
+    assert output_kinds(read_spec(SPECS / "mlp.yaml")[0]) == {"predictions": CATEGORICAL}
+    assert output_kinds(read_spec(SPECS / "residual.yaml")[0]) == {"z": REGRESSION}
+
+
+def test_synthetic_inputs_fit_the_spec():
+    inputs = synthetic_inputs(MULTI_IO, 50, np.random.default_rng(0))
+    assert inputs["main_input"].dtype == np.int32 and inputs["main_input"].shape == (50, 100)
+    assert 0 <= inputs["main_input"].min() and inputs["main_input"].max() < 10000
+    assert inputs["aux_input"].dtype == np.float32 and inputs["aux_input"].shape == (50, 5)
+
+
+def test_teacher_labels_fit_each_loss():
+    outputs = {"b": np.linspace(0, 1, 10)[:, None], "c": np.eye(3)[[0, 1, 2, 2, 1, 0, 0, 1, 2, 0]] + 0.1,
+               "s": np.eye(3)[[2] * 10], "r": np.ones((10, 2))}
+    labels = labels_from_teacher(outputs, {"b": BINARY, "c": CATEGORICAL, "s": SPARSE, "r": REGRESSION})
+    assert set(np.unique(labels["b"])) == {0.0, 1.0} and labels["b"].sum() == 5  # balanced
+    assert labels["c"].shape == (10, 3) and (labels["c"].sum(axis=1) == 1).all()
+    assert labels["s"].tolist() == [2] * 10
+    assert labels["r"].dtype == np.float32

@@ -1,0 +1,245 @@
+"""Training: every seed spec on synthetic data, run folders, resume, seeds, interrupts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SPECS
+
+from kspec.cli import main
+from kspec.errors import RunError
+from kspec.spec import read_spec
+from kspec.train import train
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+
+
+def _train(path: Path, out: Path, **options):
+    spec, _ = read_spec(path)
+    options.setdefault("verbose", 0)
+    return train(spec, path.read_text(encoding="utf-8"), out=out, progress=lambda text: None, **options)
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)
+def test_every_spec_trains_on_synthetic_data(path, tmp_path):
+    result = _train(path, tmp_path / "run", synthetic_n=4, batch_size=2, epochs=1, seed=0)
+    assert result.epochs_completed == 1
+    assert np.isfinite(result.history[0]["loss"])
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_loss_falls_on_the_learnable_synthetic_task(tmp_path):
+    result = _train(SPECS / "multi_io.yaml", tmp_path / "run", synthetic_n=512, epochs=3, seed=1)
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+def test_run_folder_contents(tmp_path):
+    run = tmp_path / "run"
+    _train(SPECS / "mlp.yaml", run, synthetic_n=64, epochs=4, batch_size=16, seed=3, validation_split=0.25)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "history.csv", "logs", "model.keras",
+                                                    "run.json", "spec.yaml"]
+    # the last three epochs are kept
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "epoch-0002.keras", "epoch-0003.keras", "epoch-0004.keras"]
+    header, *rows = (run / "history.csv").read_text().splitlines()
+    assert header == "epoch,accuracy,loss,val_accuracy,val_loss"
+    assert [row.split(",")[0] for row in rows] == ["1", "2", "3", "4"]
+    assert (run / "spec.yaml").read_text() == (SPECS / "mlp.yaml").read_text()
+    assert any((run / "logs" / "train").iterdir())  # TensorBoard event file
+    settings = __import__("json").loads((run / "run.json").read_text())
+    assert (settings["seed"], settings["status"], settings["epochs_completed"]) == (3, "completed", 4)
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.name == "mlp" and model.count_params() == 55_050
+
+
+def test_same_seed_same_history(tmp_path):
+    for name in ("a", "b"):
+        _train(SPECS / "shared_lstm.yaml", tmp_path / name, synthetic_n=32, epochs=2, batch_size=8, seed=42)
+    first = (tmp_path / "a" / "history.csv").read_text()
+    assert first == (tmp_path / "b" / "history.csv").read_text()
+    other = _train(SPECS / "shared_lstm.yaml", tmp_path / "c", synthetic_n=32, epochs=2, batch_size=8, seed=43)
+    assert (tmp_path / "c" / "history.csv").read_text() != first, other.history
+
+
+def test_seed_is_recorded_when_none_is_given(tmp_path):
+    _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8, epochs=1)
+    settings = __import__("json").loads((tmp_path / "run" / "run.json").read_text())
+    assert isinstance(settings["seed"], int)
+
+
+def test_resume_continues_the_epoch_count(tmp_path):
+    run = tmp_path / "run"
+    _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=2, batch_size=8, seed=5)
+    result = _train(SPECS / "mlp.yaml", None, resume=run, epochs=4)
+    assert (result.epochs_run, result.epochs_completed) == (2, 4)
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["1", "2", "3", "4"]
+
+
+def test_resume_of_a_finished_run_needs_more_epochs(tmp_path):
+    run = tmp_path / "run"
+    _train(SPECS / "mlp.yaml", run, synthetic_n=8, epochs=1, seed=5)
+    with pytest.raises(RunError) as info:
+        _train(SPECS / "mlp.yaml", None, resume=run)
+    assert info.value.diagnostics[0].message == "the run already finished its 1 epochs"
+
+
+def test_resume_refuses_a_changed_spec(tmp_path, write_spec):
+    run = tmp_path / "run"
+    _train(SPECS / "mlp.yaml", run, synthetic_n=8, epochs=1, seed=5)
+    changed = write_spec((SPECS / "mlp.yaml").read_text().replace("units: 64", "units: 32"), "mlp.yaml")
+    with pytest.raises(RunError) as info:
+        _train(changed, None, resume=run, epochs=2)
+    assert info.value.diagnostics[0].message == "the spec differs from the one this run started with"
+
+
+def test_out_folder_that_holds_files_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError) as info:
+        _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8)
+    assert info.value.diagnostics[0].message == "output folder already exists and is not empty"
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_spec_without_loss_cannot_train(tmp_path, write_spec):
+    spec = write_spec("inputs: {x: [4]}\nedges:\n  y: {Dense: {units: 2}}\noutputs: [y]\n")
+    with pytest.raises(RunError) as info:
+        _train(spec, tmp_path / "run", synthetic_n=8)
+    assert info.value.diagnostics[0].format() == (
+        f"{spec}: error: the spec has no 'loss', so it cannot be trained\n"
+        "  hint: add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
+
+
+def test_weights_start_from_a_trained_model(tmp_path):
+    first = tmp_path / "first"
+    _train(SPECS / "mlp.yaml", first, synthetic_n=32, epochs=1, seed=5)
+    trained = keras.saving.load_model(first / "model.keras").get_layer("predictions").get_weights()[0]
+    _train(SPECS / "mlp.yaml", tmp_path / "second", synthetic_n=32, epochs=1, seed=6,
+           weights=first / "model.keras")
+    checkpoint = keras.saving.load_model(tmp_path / "second" / "checkpoints" / "epoch-0001.keras")
+    after = checkpoint.get_layer("predictions").get_weights()[0]
+    # trained further from the loaded weights: close to them, not to a fresh initialisation
+    assert np.abs(after - trained).mean() < 0.05 * np.abs(trained).mean()
+
+
+def test_cli_train_evaluate_predict(tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(main, ["train", str(SPECS / "digits_cnn.yaml"), "--data", str(ROOT / "data" / "digits.npz"),
+                                  "--epochs", "2", "--out", str(run), "--seed", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("digits_cnn: trained 2 epoch(s) (to epoch 2) in ")
+    assert result.stdout.rstrip().endswith(f"run folder {run}")
+
+    result = runner.invoke(main, ["evaluate", str(SPECS / "digits_cnn.yaml"), "--weights", str(run / "model.keras"),
+                                  "--data", str(ROOT / "data" / "digits.npz"), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = __import__("json").loads(result.stdout)
+    assert sorted(scores) == ["accuracy", "loss"] and scores["accuracy"] > 0.5
+
+    out = tmp_path / "pred.npz"
+    result = runner.invoke(main, ["predict", str(SPECS / "digits_cnn.yaml"), "--weights", str(run / "model.keras"),
+                                  "--data", str(ROOT / "data" / "digits.npz"), "-o", str(out), "--batch-size", "100"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote {out}: digit (1797, 10)\n"
+    with np.load(out) as predictions:
+        probabilities = predictions["digit"]
+    model = keras.saving.load_model(run / "model.keras")
+    with np.load(ROOT / "data" / "digits.npz") as data:
+        expected = model.predict(data["image"], verbose=0)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_usage_errors(tmp_path):
+    runner = CliRunner()
+    spec = str(SPECS / "mlp.yaml")
+    assert runner.invoke(main, ["train", spec]).exit_code == 2
+    assert runner.invoke(main, ["train", spec, "--data", "a.npz", "--synthetic", "3"]).exit_code == 2
+    result = runner.invoke(main, ["train", spec, "--resume", str(tmp_path), "--seed", "1"])
+    assert result.exit_code == 2 and "drop --seed" in result.output
+
+
+def test_cli_data_error_is_reported_before_training(tmp_path):
+    data = tmp_path / "bad.npz"
+    np.savez(data, image=np.zeros((10, 8, 8), "float32"), digit=np.zeros(10, "int64"))
+    result = CliRunner().invoke(main, ["train", str(SPECS / "digits_cnn.yaml"), "--data", str(data),
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.stderr == (f"{data}: error: array 'image' has shape (10, 8, 8); input 'image' expects "
+                             "(N, 8, 8, 1)\n  hint: the first axis counts samples\n")
+    assert not (tmp_path / "run").exists()
+    assert "Traceback" not in result.output
+
+
+def _kspec(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kspec", *args]
+
+
+def test_interrupt_keeps_a_consistent_run_and_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+    spec = str(SPECS / "shared_lstm.yaml")
+    process = subprocess.Popen(_kspec("train", spec, "--synthetic", "256", "--epochs", "50", "--batch-size", "8",
+                                      "--out", str(run), "--seed", "0", "-q"),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run / "checkpoints").glob("epoch-*.keras")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "training interrupted; the run folder holds" in stderr
+    assert f"hint: resume with: kspec train {spec} --resume {run}" in stderr
+    assert "Traceback" not in stderr
+
+    checkpoints = sorted((run / "checkpoints").glob("epoch-*.keras"))
+    last_epoch = int(checkpoints[-1].stem.split("-")[1])
+    assert keras.saving.load_model(checkpoints[-1]).name == "shared_lstm"
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) == last_epoch < 50
+    settings = __import__("json").loads((run / "run.json").read_text())
+    assert (settings["status"], settings["epochs_completed"]) == ("interrupted", last_epoch)
+
+    finish = subprocess.run(_kspec("train", spec, "--resume", str(run), "--epochs", str(last_epoch + 1), "-q"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stderr
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == list(range(1, last_epoch + 2))
+    assert (run / "model.keras").is_file()
+
+
+def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    result = subprocess.run(
+        _kspec("train", str(SPECS / "shared_lstm.yaml"), "--synthetic", "32", "--epochs", "1", "--batch-size", "8",
+               "--strategy", "mirrored", "--cpu-devices", "2", "--out", str(tmp_path / "run"), "-q"),
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 0, result.stderr
+    assert "training with MirroredStrategy on 2 device(s): /device:CPU:0, /device:CPU:1" in result.stderr
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_digits_cnn_reaches_95_percent(tmp_path):
+    result = _train(SPECS / "digits_cnn.yaml", tmp_path / "run", data=ROOT / "data" / "digits.npz",
+                    validation_split=0.2, seed=0)
+    assert result.history[-1]["val_accuracy"] >= 0.95, result.history[-1]
+
+
+@pytest.mark.slow
+def test_digit_pairs_reaches_90_percent(tmp_path):
+    result = _train(SPECS / "digit_pairs.yaml", tmp_path / "run", data=ROOT / "data" / "digit_pairs_train.npz",
+                    val_data=ROOT / "data" / "digit_pairs_val.npz", seed=0)
+    assert result.history[-1]["val_accuracy"] >= 0.90, result.history[-1]
