@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from .errors import Diagnostic, Location, SpecError
 from .spec.graph import call_inputs, node_indices
+from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
 
 
@@ -79,6 +80,13 @@ class Built:
     submodels: dict[str, Built] = field(default_factory=dict)
 
 
+def keras_error(loc: Location, what: str, exc: Exception, hint: str | None = None) -> SpecError:
+    """A located error that carries Keras's own message, on one line."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return SpecError([Diagnostic(loc, f"Keras rejected {what}: {message}",
+                                 hint or "fix the spec here; Keras's message says what it expected")])
+
+
 @contextmanager
 def keras_errors(loc: Location, what: str, hint: str | None = None) -> Iterator[None]:
     """Report an error Keras raises at the spec location that caused it."""
@@ -87,9 +95,7 @@ def keras_errors(loc: Location, what: str, hint: str | None = None) -> Iterator[
     except SpecError:
         raise
     except Exception as exc:  # Keras raises ValueError, TypeError, and more
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise SpecError([Diagnostic(loc, f"Keras rejected {what}: {message}",
-                                    hint or "fix the spec here; Keras's message says what it expected")]) from None
+        raise keras_error(loc, what, exc, hint) from None
 
 
 def load_weights(model: Any, path: str | Path, loc: Location) -> None:
@@ -124,9 +130,9 @@ class _Builder:
     # --------------------------------------------------------------- layers
     def make_layer(self, layer: LayerDef, name: str) -> Any:
         cls = getattr(self.keras.layers, layer.class_name)
-        args = {key: self.materialize(value) for key, value in layer.args.items()}
-        args["name"] = name
         with keras_errors(layer.loc, f"{layer.class_name} '{name}'"):
+            args = {key: self.materialize(value) for key, value in layer.args.items()}
+            args["name"] = name  # for sequential layers, their own `name` argument or Keras's style
             return cls(**args)
 
     def materialize(self, value: Any) -> Any:
@@ -194,6 +200,11 @@ class _Builder:
             self.call_edge(built, edge, call_inputs(spec, index), nodes.get(index, 0))
         inputs = [built.tensors[inp.name] for inp in spec.inputs]
         outputs = [built.tensors[ref.name] for ref in spec.outputs]
+        for ref, tensor in zip(spec.outputs, outputs):
+            if isinstance(tensor, (list, tuple, dict)):
+                raise SpecError([Diagnostic(
+                    ref.loc, f"output '{ref.name}' is a list of {len(tensor)} tensors, not one tensor",
+                    f"name the outputs of the edge that makes it ('outputs: [...]') and list those")])
         with keras_errors(spec.loc, f"model '{spec.name}'"):
             built.model = self.keras.Model(
                 inputs=inputs[0] if len(inputs) == 1 else inputs,
@@ -246,53 +257,42 @@ class _Builder:
 
 
 # -------------------------------------------------------------------- compile
-def _per_output(value: Any, outputs: list[str], convert: Any, nested: bool = False) -> Any:
-    """A per-output setting in the form Keras wants: one value, or a list in output order."""
-    if isinstance(value, dict) and not (len(value) == 1 and next(iter(value)) not in outputs
-                                        and next(iter(value))[:1].isupper()):
-        empty = [] if nested else None
-        return [convert(value[name]) if name in value else empty for name in outputs]
-    if isinstance(value, list):
-        if nested and len(outputs) > 1 and not all(isinstance(item, list) for item in value):
-            # A flat metrics list applies to every output.
-            return [[convert(item) for item in value] for _ in outputs]
-        return [convert(item) for item in value]
-    return convert(value)
-
-
 def _compile(keras: Any, built: Built, spec: ModelDef) -> None:
     settings = spec.compile
     assert settings is not None
     outputs = spec.output_names
 
-    def identifier(module: Any) -> Any:
+    def converter(module: Any) -> Any:
         def convert(value: Any) -> Any:
-            if isinstance(value, list):
-                return [convert(item) for item in value]
-            if isinstance(value, dict) and len(value) == 1:
+            if is_class_form(value, outputs):  # {ClassName: {args}} -> an instance
                 class_name, args = next(iter(value.items()))
                 return getattr(module, class_name)(**(args or {}))
             return value
         return convert
 
+    modules = {"loss": keras.losses, "metrics": keras.metrics, "loss_weights": None}
     kwargs: dict[str, Any] = {}
-    locations: list[Setting] = []
+    located: dict[str, Setting] = {}
     if settings.optimizer is not None:
         with keras_errors(settings.optimizer.loc, "the optimizer"):
-            kwargs["optimizer"] = identifier(keras.optimizers)(settings.optimizer.value)
-        locations.append(settings.optimizer)
-    if settings.loss is not None:
-        with keras_errors(settings.loss.loc, "the loss"):
-            kwargs["loss"] = _per_output(settings.loss.value, outputs, identifier(keras.losses))
-        locations.append(settings.loss)
-    if settings.loss_weights is not None:
-        kwargs["loss_weights"] = _per_output(settings.loss_weights.value, outputs, lambda v: v)
-        locations.append(settings.loss_weights)
-    if settings.metrics is not None:
-        with keras_errors(settings.metrics.loc, "the metrics"):
-            kwargs["metrics"] = _per_output(settings.metrics.value, outputs, identifier(keras.metrics),
-                                            nested=len(outputs) > 1)
-        locations.append(settings.metrics)
-    first = min((s.loc for s in locations), default=spec.loc)
-    with keras_errors(first, "the compile settings"):
+            kwargs["optimizer"] = converter(keras.optimizers)(settings.optimizer.value)
+        located["optimizer"] = settings.optimizer
+    for name, module in modules.items():
+        setting = getattr(settings, name)
+        if setting is None:
+            continue
+        with keras_errors(setting.loc, f"the {name}"):
+            kwargs[name] = for_keras(name, setting.value, outputs, converter(module) if module else float)
+        located[name] = setting
+    try:
         built.model.compile(**kwargs)
+    except Exception as exc:
+        raise keras_error(_blamed(str(exc), located, spec.loc), "the compile settings", exc) from None
+
+
+def _blamed(message: str, located: dict[str, Setting], default: Location) -> Location:
+    """The setting a compile() error is about: Keras's message names it (longest name first)."""
+    for name in sorted(located, key=len, reverse=True):
+        if any(f"{name}{end}" in message for end in ("`", " ", "=", ":")):
+            return located[name].loc
+    return next(iter(located.values())).loc if located else default

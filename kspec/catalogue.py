@@ -150,15 +150,17 @@ def generate() -> dict[str, Any]:
             "deprecated": deprecated,
             "call": _call_arguments(obj),
         }
+    # compile() turns these names into the accuracy / cross-entropy that fits each output.
     metrics = _identifiers(keras.metrics, keras.metrics.get, keras.metrics.Metric)
-    # compile() turns these into the accuracy / crossentropy that fits the output.
-    metrics["strings"] = sorted(set(metrics["strings"]) | {"accuracy", "acc", "crossentropy", "ce"})
+    metrics["strings"] = sorted(set(metrics["strings"]) | {"accuracy", "acc"})
+    losses = _identifiers(keras.losses, keras.losses.get, keras.losses.Loss)
+    losses["strings"] = sorted(set(losses["strings"]) | {"crossentropy", "ce"})
     return {
         "keras_version": keras.__version__,
         "layers": layers,
         "optimizers": _identifiers(keras.optimizers, keras.optimizers.get,
                                    keras.optimizers.Optimizer),
-        "losses": _identifiers(keras.losses, keras.losses.get, keras.losses.Loss),
+        "losses": losses,
         "metrics": metrics,
         "activations": _identifiers(keras.activations, keras.activations.get, None)["strings"],
         "initializers": _identifiers(keras.initializers, keras.initializers.get, keras.initializers.Initializer),

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import DataError, did_you_mean, fail
+from .spec.compile_settings import LIST, MAPPING, form
 from .spec.graph import call_inputs
 from .spec.model import ModelDef, Ref
 
@@ -63,7 +64,7 @@ def target_kind(loss: Any) -> str:
     name = _loss_name(loss)
     if "sparsecategorical" in name:
         return SPARSE
-    if "categorical" in name or name in ("cce", "kld", "kldivergence", "kullbackleiblerdivergence"):
+    if "categorical" in name or name in ("crossentropy", "ce", "cce", "kld", "kldivergence"):
         return CATEGORICAL
     if "binary" in name or name in ("bce", "hinge", "squaredhinge"):
         return BINARY
@@ -74,9 +75,10 @@ def output_kinds(spec: ModelDef) -> dict[str, str]:
     """The label kind of each output, from the spec's loss setting."""
     names = spec.output_names
     loss = spec.compile.loss.value if spec.compile and spec.compile.loss else None
-    if isinstance(loss, dict) and not (len(loss) == 1 and next(iter(loss)) not in names):
+    kind = form(loss, names)
+    if kind == MAPPING:
         return {name: target_kind(loss.get(name)) for name in names}
-    if isinstance(loss, list):
+    if kind == LIST:
         return {name: target_kind(item) for name, item in zip(names, loss)}
     return {name: target_kind(loss) for name in names}
 
@@ -263,6 +265,8 @@ def labels_from_teacher(outputs: dict[str, np.ndarray], kinds: dict[str, str]) -
     labels = {}
     for name, values in outputs.items():
         kind = kinds[name]
+        if kind == CATEGORICAL and values.shape[-1] == 1:
+            kind = BINARY  # one unit: 'crossentropy' means binary there
         if kind == BINARY:
             # Thresholding at the median gives balanced 0/1 labels.
             labels[name] = (values > np.median(values, axis=0)).astype("float32")

@@ -183,3 +183,20 @@ def test_documented_features_build_together(write_spec):
     head = model.get_layer("head")
     assert [layer.name for layer in head.layers] == ["dense", "logits"]
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("settings, loss, weights", [
+    ("loss: binary_crossentropy\nloss_weights: [1.0, 0.2]\n",
+     ["binary_crossentropy", "binary_crossentropy"], [1.0, 0.2]),
+    ("loss: {a: mse}\nloss_weights: {b: 0.5}\n", ["mse", None], [1.0, 0.5]),
+    ("loss: [mse, mae]\nloss_weights: 2\nmetrics: {b: mae}\n", ["mse", "mae"], [2.0, 2.0]),
+])
+def test_per_output_compile_settings_train(write_spec, settings, loss, weights):
+    path = write_spec("inputs: {x: [4]}\nedges:\n  a: {Dense: {units: 1, activation: sigmoid}}\n"
+                      "  b: {Dense: {units: 1, activation: sigmoid}, in: x}\noutputs: [a, b]\noptimizer: sgd\n"
+                      + settings)
+    model = _build(path).model
+    config = model.get_compile_config()
+    assert (config["loss"], config["loss_weights"]) == (loss, weights)
+    history = model.fit(np.ones((4, 4)), [np.ones((4, 1)), np.zeros((4, 1))], epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -12,8 +12,9 @@ from typing import Any, Iterator
 from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, did_you_mean
 from .graph import call_inputs
-from .load import YMap, YScalar, YSeq, to_python
-from .model import LayerDef, ModelDef, Ref, Setting, refs_in
+from .compile_settings import check_compile
+from .load import YMap, YScalar, to_python
+from .model import LayerDef, ModelDef, Ref, refs_in
 
 _ACTIVATION_ARGS = ("activation", "recurrent_activation")
 
@@ -30,7 +31,8 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     """Every problem in a model and its sub-models."""
     catalogue = catalogue_module.load()
     for sub in model.models.values():
-        yield from check_model(sub, top=False)
+        if sub.included_from is None:  # included files were checked when they were read
+            yield from check_model(sub, top=False)
     if model.kind == "broken":
         return
     if model.kind == "sequential":
@@ -51,7 +53,7 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     yield from _check_edges(model, catalogue)
     yield from _check_outputs(model)
     if top and model.compile is not None:
-        yield from _check_compile(model, catalogue)
+        yield from check_compile(model, catalogue)
 
 
 # ------------------------------------------------------------------ layers
@@ -82,10 +84,27 @@ def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnost
                          f"{layer.class_name} takes: {', '.join(info['args'])}")
         else:
             yield from _check_arg_value(layer, arg, catalogue)
+    for nested in _nested_layers(layer, catalogue):
+        yield from check_layer(nested, catalogue)
     for arg in info["required"]:
         if arg not in layer.args and arg not in suggested:  # a misspelling is already reported
             yield _error(layer.loc, f"{layer.class_name} requires argument '{arg}'",
                          f"add '{arg}: ...' to its arguments")
+
+
+def _nested_layers(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[LayerDef]:
+    """Layers given as arguments, e.g. Bidirectional's `layer: {LSTM: {units: 32}}`."""
+    for _, node in layer.arg_nodes.values():
+        if not (isinstance(node, YMap) and len(node.entries) == 1):
+            continue
+        class_name, key_node, args_node = next(node.items())
+        if class_name not in catalogue["layers"] and class_name not in catalogue_module.REFUSED_LAYERS:
+            continue
+        if isinstance(args_node, YScalar) and args_node.value is None:
+            yield LayerDef(class_name, key_node.loc, {})
+        elif isinstance(args_node, YMap):
+            yield LayerDef(class_name, key_node.loc, {k: to_python(v) for k, _, v in args_node.items()},
+                           {k: (key.loc, v) for k, key, v in args_node.items()})
 
 
 def _check_arg_value(layer: LayerDef, arg: str, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -239,119 +258,16 @@ def _check_submodel_call(sub: ModelDef, inputs: Any, loc: Location, edge: str) -
 def _check_outputs(model: ModelDef) -> Iterator[Diagnostic]:
     tensors = [inp.name for inp in model.inputs]
     tensors += [ref.name for edge in model.edges for ref in edge.tensor_names()]
+    several = {edge.name: edge.outputs for edge in model.edges if edge.outputs}
     seen: set[str] = set()
     for ref in model.outputs:
-        if ref.name not in tensors:
+        if ref.name in several:
+            names = ", ".join(out.name for out in several[ref.name])
+            yield _error(ref.loc, f"output '{ref.name}' is the list of its edge's {len(several[ref.name])} "
+                         f"outputs; a model output is one tensor", f"name one or more of: {names}")
+        elif ref.name not in tensors:
             yield _error(ref.loc, f"unknown output tensor '{ref.name}'{did_you_mean(ref.name, tensors)}",
                          "outputs name tensors defined under 'edges:'")
         elif ref.name in seen:
             yield _error(ref.loc, f"output '{ref.name}' is listed twice")
         seen.add(ref.name)
-
-
-# ----------------------------------------------------------------- compile
-def _check_compile(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
-    settings = model.compile
-    assert settings is not None
-    outputs = model.output_names
-    if settings.optimizer is not None:
-        yield from _check_identifier(settings.optimizer.value, settings.optimizer, "optimizer",
-                                     catalogue["optimizers"])
-    if settings.loss is not None:
-        yield from _check_per_output(settings.loss, "loss", "loss", outputs, catalogue["losses"],
-                                     lists_inside=False)
-    if settings.metrics is not None:
-        yield from _check_per_output(settings.metrics, "metrics", "metric", outputs, catalogue["metrics"],
-                                     lists_inside=True)
-    if settings.loss_weights is not None:
-        yield from _check_loss_weights(settings.loss_weights, outputs)
-
-
-def _check_identifier(value: Any, setting: Setting, what: str, known: dict[str, Any],
-                      node: Any = None) -> Iterator[Diagnostic]:
-    """A string such as 'adam', or a class with arguments: {Adam: {learning_rate: 0.01}}."""
-    loc = (node or setting.node).loc
-    classes = known["classes"]
-    if isinstance(value, str):
-        names = known["strings"] + list(classes)
-        if value not in names:
-            yield _error(loc, f"unknown {what} '{value}'{did_you_mean(value, names)}",
-                         f"use a name such as {', '.join(known['strings'][:6])}, or a class from keras")
-        return
-    if isinstance(value, dict) and len(value) == 1:
-        class_name, args = next(iter(value.items()))
-        if class_name not in classes:
-            yield _error(loc, f"unknown {what} class '{class_name}'{did_you_mean(class_name, classes)}",
-                         f"{what} classes: {', '.join(classes)}")
-            return
-        if args is None:
-            return
-        if not isinstance(args, dict):
-            yield _error(loc, f"arguments of {what} {class_name} must be a mapping")
-            return
-        for arg in args:
-            if arg not in classes[class_name]:
-                yield _error(loc, f"unknown argument '{arg}' for {what} {class_name}"
-                             f"{did_you_mean(arg, classes[class_name])}",
-                             f"{class_name} takes: {', '.join(classes[class_name])}")
-        return
-    yield _error(loc, f"{what} must be a name or a class with its arguments, got {value!r}",
-                 f"e.g. '{what}: {known['strings'][0]}'")
-
-
-def _check_per_output(setting: Setting, what: str, one: str, outputs: list[str], known: dict[str, Any],
-                      lists_inside: bool) -> Iterator[Diagnostic]:
-    """loss / metrics: one for all outputs, a list in output order, or a mapping by output name."""
-    node = setting.node
-    if isinstance(node, YMap) and len(node.entries) == 1 and next(iter(node.entries)) not in outputs \
-            and next(iter(node.entries))[:1].isupper():
-        # {ClassName: {...}}: one loss or metric class for every output
-        yield from _check_identifier(setting.value, setting, one, known)
-        return
-    if isinstance(node, YMap):
-        for key, key_node, value_node in node.items():
-            if key not in outputs:
-                yield _error(key_node.loc, f"{what} for unknown output '{key}'{did_you_mean(key, outputs)}",
-                             f"the model's outputs: {', '.join(outputs)}")
-            else:
-                yield from _check_entries(value_node, setting, one, known, lists_inside)
-        return
-    if isinstance(node, YSeq) and not lists_inside:
-        if len(node.items) != len(outputs):
-            yield _error(node.loc, f"{what} lists {len(node.items)} entries for {len(outputs)} output(s)",
-                         f"give one per output, in order: {', '.join(outputs)}; or a mapping by output name")
-    yield from _check_entries(node, setting, one, known, lists_inside)
-
-
-def _check_entries(node: Any, setting: Setting, one: str, known: dict[str, Any],
-                   lists_inside: bool) -> Iterator[Diagnostic]:
-    items = node.items if isinstance(node, YSeq) else [node]
-    for item in items:
-        if isinstance(item, YSeq) and lists_inside:
-            for sub in item.items:
-                yield from _check_identifier(to_python(sub), setting, one, known, sub)
-        else:
-            yield from _check_identifier(to_python(item), setting, one, known, item)
-
-
-def _check_loss_weights(setting: Setting, outputs: list[str]) -> Iterator[Diagnostic]:
-    node = setting.node
-    if isinstance(node, YMap):
-        pairs = [(key_node, value) for _, key_node, value in node.items()]
-        for key_node, _ in pairs:
-            if key_node.text not in outputs:
-                yield _error(key_node.loc, f"loss weight for unknown output '{key_node.text}'"
-                             f"{did_you_mean(key_node.text, outputs)}",
-                             f"the model's outputs: {', '.join(outputs)}")
-        values = [value for _, value in pairs]
-    elif isinstance(node, YSeq):
-        if len(node.items) != len(outputs):
-            yield _error(node.loc, f"loss_weights lists {len(node.items)} weights for {len(outputs)} output(s)",
-                         f"give one per output, in order: {', '.join(outputs)}; or a mapping by output name")
-        values = node.items
-    else:
-        values = [node]
-    for value in values:
-        number = value.value if isinstance(value, YScalar) else None
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            yield _error(value.loc, "loss weights must be numbers", "e.g. 'loss_weights: [1.0, 0.2]'")

@@ -20,6 +20,8 @@ from ..errors import Diagnostic, Location, SpecError
 # Past this many nodes (aliases expanded) a spec is refused: no real model
 # needs it, and a "billion laughs" file would otherwise exhaust memory.
 MAX_NODES = 200_000
+# No spec nests this deep; the limit keeps every later recursive step safe.
+MAX_DEPTH = 100
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:" + name
@@ -137,7 +139,14 @@ def read_text(path: Path) -> str:
 
 def parse_text(text: str, file: str) -> YMap:
     """Parse spec text into a located tree whose root is a mapping."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks for unprintable characters first
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        loc = Location(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise _fail(loc, f"control character {code:#04x} is not allowed in YAML",
+                    "delete it (editors sometimes insert form feeds or escape codes)") from None
     try:
         if not loader.check_node():
             raise _fail(Location(file, 1, 1), "spec is empty",
@@ -154,10 +163,11 @@ def parse_text(text: str, file: str) -> YMap:
         raise _yaml_error(exc, file) from None
     except yaml.YAMLError as exc:  # errors without a mark
         raise _fail(Location(file), f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise _fail(Location(file), f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
     finally:
         loader.dispose()
-    counter = [0]
-    tree = _convert(root, file, loader, counter)
+    tree = _Converter(file, loader).convert(root, depth=0)
     if not isinstance(tree, YMap):
         raise _fail(tree.loc, f"the spec must be a mapping, got {type_name(tree)}",
                     "start the file with keys such as 'inputs:', 'edges:' and 'outputs:'")
@@ -186,54 +196,92 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
     return _fail(loc, f"invalid YAML: {detail}", "check the indentation and punctuation near here")
 
 
-def _convert(node: yaml.Node, file: str, loader: _Loader, counter: list[int]) -> YNode:
-    counter[0] += 1
-    loc = _location(file, node.start_mark)
-    if counter[0] > MAX_NODES:
-        raise _fail(loc, f"spec expands to more than {MAX_NODES} YAML values",
-                    "aliases ('*name') nested this deep look like an alias bomb; write the spec out")
-    if node.tag not in _STANDARD_TAGS:
-        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        raise _fail(loc, f"YAML tag '{tag}' is not allowed in a spec",
-                    "remove the tag; specs hold plain values only")
-    if isinstance(node, yaml.ScalarNode):
+# Implicitly typed scalars a spec has no use for: they stay strings.
+_AS_STRING_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+
+
+class _Converter:
+    """PyYAML nodes -> located values, with limits on size and depth."""
+
+    def __init__(self, file: str, loader: _Loader):
+        self.file = file
+        self.loader = loader
+        self.count = 0
+        self.open: set[int] = set()  # nodes being converted: an alias back to one is a cycle
+
+    def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> SpecError:
+        return _fail(_location(self.file, node.start_mark), message, hint)
+
+    def convert(self, node: yaml.Node, depth: int) -> YNode:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"spec expands to more than {MAX_NODES} YAML values",
+                            "aliases ('*name') nested this deep look like an alias bomb; write the spec out")
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)")
+        if id(node) in self.open:
+            raise self.fail(node, "an alias refers to the value that contains it",
+                            "a spec cannot hold a recursive structure; remove the '*' alias")
+        loc = _location(self.file, node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, loc)
+        if node.tag not in _STANDARD_TAGS:
+            raise self.unknown_tag(node)
+        self.open.add(id(node))
         try:
-            value = loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise _fail(loc, f"invalid value: {exc}") from None
+            if isinstance(node, yaml.SequenceNode):
+                return YSeq(loc, [self.convert(item, depth + 1) for item in node.value])
+            assert isinstance(node, yaml.MappingNode)
+            return self.mapping(node, loc, depth)
+        finally:
+            self.open.discard(id(node))
+
+    def unknown_tag(self, node: yaml.Node) -> SpecError:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        return self.fail(node, f"YAML tag '{tag}' is not allowed in a spec",
+                         "remove the tag; specs hold plain values only")
+
+    def scalar(self, node: yaml.ScalarNode, loc: Location) -> YScalar:
+        if node.tag in _AS_STRING_TAGS:
+            return YScalar(loc, node.value, node.value)
+        if node.tag not in _STANDARD_TAGS:
+            raise self.unknown_tag(node)
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except Exception:  # e.g. `!!int abc` raises ValueError inside PyYAML
+            raise _fail(loc, f"invalid value '{node.value}' for its YAML tag "
+                        f"'{node.tag.replace('tag:yaml.org,2002:', '!!')}'",
+                        "remove the tag, or write a value of that type") from None
         return YScalar(loc, value, node.value)
-    if isinstance(node, yaml.SequenceNode):
-        return YSeq(loc, [_convert(item, file, loader, counter) for item in node.value])
-    assert isinstance(node, yaml.MappingNode)
-    result = YMap(loc)
-    merged: dict[str, tuple[YScalar, YNode]] = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            for key, entry in _merge_sources(value_node, file, loader, counter):
-                merged.setdefault(key, entry)
-            continue
-        key = _convert(key_node, file, loader, counter)
-        if not isinstance(key, YScalar):
-            raise _fail(key.loc, "mapping keys must be plain names, not lists or mappings")
-        text = "" if key.value is None else str(key_node.value)
-        if text in result.entries:
-            first = result.entries[text][0].loc
-            raise _fail(key.loc, f"duplicate key '{text}' (first defined at line {first.line})",
-                        "YAML would silently keep only the last one; remove or rename one")
-        value = _convert(value_node, file, loader, counter)
-        result.entries[text] = (key, value)
-    for key, entry in merged.items():
-        result.entries.setdefault(key, entry)
-    return result
 
+    def mapping(self, node: yaml.MappingNode, loc: Location, depth: int) -> YMap:
+        # Merged entries (`<<: *defaults`) come first, as in PyYAML; explicit keys override them.
+        merged: dict[str, tuple[YScalar, YNode]] = {}
+        explicit: dict[str, tuple[YScalar, YNode]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                for key, entry in self.merge_sources(value_node, depth):
+                    merged.setdefault(key, entry)
+                continue
+            key = self.convert(key_node, depth + 1)
+            if not isinstance(key, YScalar):
+                raise _fail(key.loc, "mapping keys must be plain names, not lists or mappings")
+            text = str(key_node.value)  # keys as written: `on:` is the name 'on', not True
+            if text in explicit:
+                first = explicit[text][0].loc
+                raise _fail(key.loc, f"duplicate key '{text}' (first defined at line {first.line})",
+                            "YAML would silently keep only the last one; remove or rename one")
+            explicit[text] = (key, self.convert(value_node, depth + 1))
+        result = YMap(loc)
+        result.entries = {**merged, **explicit}
+        return result
 
-def _merge_sources(node: yaml.Node, file: str, loader: _Loader,
-                   counter: list[int]) -> Iterator[tuple[str, tuple[YScalar, YNode]]]:
-    """Entries brought in by a YAML merge key (`<<: *defaults`)."""
-    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    for source in sources:
-        converted = _convert(source, file, loader, counter)
-        if not isinstance(converted, YMap):
-            raise _fail(converted.loc, "'<<' merges mappings only",
-                        "point '<<' at an anchored mapping, e.g. '<<: *defaults'")
-        yield from converted.entries.items()
+    def merge_sources(self, node: yaml.Node, depth: int) -> Iterator[tuple[str, tuple[YScalar, YNode]]]:
+        """Entries brought in by a YAML merge key (`<<: *defaults` or `<<: [*a, *b]`)."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in sources:
+            converted = self.convert(source, depth + 1)
+            if not isinstance(converted, YMap):
+                raise _fail(converted.loc, "'<<' merges mappings only",
+                            "point '<<' at an anchored mapping, e.g. '<<: *defaults'")
+            yield from converted.entries.items()

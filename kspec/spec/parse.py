@@ -16,7 +16,9 @@ from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .load import YMap, YNode, YScalar, YSeq, load_file, to_python, type_name
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Larger repeats are refused: Keras cannot build such a deep chain anyway.
+MAX_REPEAT = 1000
 
 COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics")
 TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS \
@@ -63,7 +65,7 @@ class Parser:
                 )
 
     def check_name(self, name: str, loc: Location, what: str) -> bool:
-        if NAME_PATTERN.match(name):
+        if NAME_PATTERN.fullmatch(name):
             return True
         self.error(loc, f"invalid {what} name '{name}'",
                    "names start with a letter or '_' and hold only letters, digits and '_'")
@@ -93,7 +95,7 @@ class Parser:
         for key in ("inputs", "edges", "outputs"):
             if key not in tree.entries:
                 self.error(tree.loc, f"model '{name}' has no '{key}'",
-                           f"a functional model needs 'inputs', 'edges' and 'outputs'")
+                           "a functional model needs 'inputs', 'edges' and 'outputs'")
         inputs = self.parse_inputs(tree.get("inputs"))
         layers = self.parse_layers(tree.get("layers"))
         models = self.parse_models(tree.get("models"), file)
@@ -140,6 +142,8 @@ class Parser:
         models: dict[str, ModelDef] = {}
         if node is None:
             return models
+        if isinstance(node, YScalar) and node.value is None:
+            return models  # an empty section, e.g. only comments below the key
         mapping = self.expect_map(node, "'models'", "map each sub-model's name to its definition")
         if mapping is None:
             return models
@@ -163,7 +167,11 @@ class Parser:
         if "training" in body.entries:
             self.error(body.key_loc("training"), f"'training' belongs to the top-level model, not sub-model '{name}'",
                        "move training defaults to the top of the spec")
-        self.unknown_keys(body, extra_keys + COMPILE_KEYS + ("training",), f"sub-model '{name}'")
+        known = extra_keys + COMPILE_KEYS + ("training",)  # the latter reported above
+        for key, key_node, _ in body.items():
+            if key not in known:
+                self.error(key_node.loc, f"unknown key '{key}' in sub-model '{name}'{did_you_mean(key, extra_keys)}",
+                           f"allowed keys: {', '.join(extra_keys)}")
         include = body.get("include")
         if include is not None:
             for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):
@@ -186,11 +194,30 @@ class Parser:
         return ModelDef(**{**model.__dict__, "name": name, "loc": loc, "weights": weights,
                            "weights_loc": weights_loc, "trainable": trainable, "compile": None})
 
-    def parse_include(self, name: str, node: YNode, file: str) -> ModelDef | None:
+    def referenced_file(self, node: YNode, file: str, what: str, hint: str) -> Path | None:
+        """The existing file a path in the spec names (relative to the spec), or None after an error."""
         if not (isinstance(node, YScalar) and isinstance(node.value, str) and node.value):
-            self.error(node.loc, f"'include' must be the path of a spec file, got {type_name(node)}")
+            self.error(node.loc, f"'{what}' must be a file path, got {type_name(node)}", hint)
             return None
-        path = (Path(file).parent / node.value).resolve()
+        try:
+            path = (Path(file).parent / node.value).resolve()
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
+            self.error(node.loc, f"'{what}' is not a usable path: {getattr(exc, 'strerror', None) or exc}", hint)
+            return None
+        if is_dir:
+            self.error(node.loc, f"'{what}' names a folder, not a file: '{node.value}'", hint)
+        elif not is_file:
+            self.error(node.loc, f"{'included spec' if what == 'include' else 'weights file'} "
+                       f"'{node.value}' not found",
+                       f"paths are relative to the spec file; looked for {_display_path(path)}")
+        return path if is_file else None
+
+    def parse_include(self, name: str, node: YNode, file: str) -> ModelDef | None:
+        path = self.referenced_file(node, file, "include", "give the path of another spec file")
+        if path is None:
+            return None
+        assert isinstance(node, YScalar)
         stack = self.include_stack or (Path(file).resolve(),)
         if path in stack:
             chain = " -> ".join(p.name for p in stack + (path,))
@@ -199,13 +226,16 @@ class Parser:
         if len(stack) > MAX_INCLUDE_DEPTH:
             self.error(node.loc, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
             return None
-        if not path.is_file():
-            self.error(node.loc, f"included spec '{node.value}' not found",
-                       f"paths are relative to the including file; looked for {_display_path(path)}")
-            return None
         sub = Parser(stack + (path,))
         model = sub.parse_file(Path(_display_path(path)), name=None)
+        if model is not None:  # an included file is checked as a whole, as if validated alone
+            from .check import check_model
+
+            sub.diagnostics.extend(check_model(model))
         self.diagnostics.extend(sub.diagnostics)
+        errors = sum(d.is_error for d in sub.diagnostics)
+        if errors:  # point from the spec the user ran to the file with the problems
+            self.error(node.loc, f"included spec '{node.value}' has {errors} error(s); see the messages for that file")
         if model is None:
             return None
         return ModelDef(**{**model.__dict__, "included_from": node.value})
@@ -213,17 +243,12 @@ class Parser:
     def parse_weights(self, node: YNode | None, file: str) -> tuple[str | None, Location | None]:
         if node is None:
             return None, None
-        if not (isinstance(node, YScalar) and isinstance(node.value, str) and node.value):
-            self.error(node.loc, f"'weights' must be the path of a .keras file, got {type_name(node)}")
-            return None, None
-        path = Path(file).parent / node.value
-        if not node.value.endswith(".keras"):
+        if isinstance(node, YScalar) and isinstance(node.value, str) and not node.value.endswith(".keras"):
             self.error(node.loc, f"weights file '{node.value}' is not a .keras file",
                        "save the trained model with model.save('NAME.keras')")
-        elif not path.is_file():
-            self.error(node.loc, f"weights file '{node.value}' not found",
-                       f"paths are relative to the spec file; looked for {_display_path(path)}")
-        return _display_path(path), node.loc
+            return None, None
+        path = self.referenced_file(node, file, "weights", "give the path of a .keras file")
+        return (_display_path(path), node.loc) if path is not None else (None, None)
 
     # ---------------------------------------------------------------- inputs
     def parse_inputs(self, node: YNode | None) -> tuple[InputDef, ...]:
@@ -303,6 +328,8 @@ class Parser:
         layers: dict[str, LayerDef] = {}
         if node is None:
             return layers
+        if isinstance(node, YScalar) and node.value is None:
+            return layers  # an empty section
         mapping = self.expect_map(node, "'layers'", "map each shared layer's name to its class, e.g. 'lstm: {LSTM: {units: 32}}'")
         if mapping is None:
             return layers
@@ -374,8 +401,8 @@ class Parser:
                            f"edge '{name}' has both 'layer' and the layer class '{class_keys[0]}'",
                            "call a declared layer with 'layer: NAME', or define one inline, not both")
                 return None
-            if isinstance(target_node, YScalar) and isinstance(target_node.value, str):
-                target = Ref(target_node.value, target_node.loc)
+            if name_of(target_node) is not None:
+                target = Ref(name_of(target_node), target_node.loc)
             else:
                 self.error(target_node.loc, f"'layer' of edge '{name}' must be a layer or model name, got {type_name(target_node)}")
                 return None
@@ -405,6 +432,9 @@ class Parser:
         if repeat > 1 and outputs:
             self.error(mapping.key_loc("outputs"), f"edge '{name}' repeats a layer and names its outputs",
                        "a repeated layer must have one output")
+        if repeat > 1 and isinstance(inputs, dict):
+            self.error(mapping.key_loc("repeat"), f"edge '{name}' repeats a layer called with keyword tensors",
+                       "each repeated layer is called on the previous one's output alone; drop 'repeat'")
         return Edge(name=name, loc=loc, layer=layer, target=target, inputs=inputs,
                     inputs_loc=in_node.loc if in_node is not None else loc,
                     repeat=repeat, outputs=outputs)
@@ -422,13 +452,13 @@ class Parser:
         if isinstance(node, YSeq):
             refs = []
             for item in node.items:
-                if isinstance(item, YScalar) and isinstance(item.value, str):
-                    refs.append(Ref(item.value, item.loc))
+                if name_of(item) is not None:
+                    refs.append(Ref(name_of(item), item.loc))
                 else:
                     self.error(item.loc, f"inputs of edge '{edge}' must be tensor names, got {type_name(item)}")
             return tuple(refs)
-        if isinstance(node, YScalar) and isinstance(node.value, str):
-            return Ref(node.value, node.loc)
+        if name_of(node) is not None:
+            return Ref(name_of(node), node.loc)
         self.error(node.loc, f"'in' of edge '{edge}' must be a tensor name, a list or a mapping, got {type_name(node)}")
         return None
 
@@ -442,6 +472,10 @@ class Parser:
         if not inline:
             self.error(node.loc, f"edge '{edge}' repeats a declared layer",
                        "'repeat' makes N new layers from an inline class; a declared layer is one layer")
+            return 1
+        if value > MAX_REPEAT:
+            self.error(node.loc, f"'repeat' of edge '{edge}' is {value}; at most {MAX_REPEAT} is allowed",
+                       "a chain that long cannot be built; split it or use fewer layers")
             return 1
         return value
 
@@ -465,13 +499,13 @@ class Parser:
     def parse_outputs(self, node: YNode | None) -> tuple[Ref, ...]:
         if node is None:
             return ()
-        if isinstance(node, YScalar) and isinstance(node.value, str):
-            return (Ref(node.value, node.loc),)
+        if name_of(node) is not None:
+            return (Ref(name_of(node), node.loc),)
         if isinstance(node, YSeq) and node.items:
             refs = []
             for item in node.items:
-                if isinstance(item, YScalar) and isinstance(item.value, str):
-                    refs.append(Ref(item.value, item.loc))
+                if name_of(item) is not None:
+                    refs.append(Ref(name_of(item), item.loc))
                 else:
                     self.error(item.loc, f"'outputs' must hold tensor names, got {type_name(item)}")
             return tuple(refs)
@@ -510,6 +544,13 @@ class Parser:
             else:
                 values["validation_split"] = float(value)
         return TrainingDef(**values)
+
+
+def name_of(node: YNode) -> str | None:
+    """A name written as a plain scalar: strings, and words YAML 1.1 reads as booleans (`on`, `no`)."""
+    if isinstance(node, YScalar) and isinstance(node.value, (str, bool)) and node.text:
+        return node.text if isinstance(node.value, bool) else node.value
+    return None
 
 
 def _snake_case(name: str) -> str:
