@@ -204,7 +204,7 @@ class _Builder:
             if isinstance(tensor, (list, tuple, dict)):
                 raise SpecError([Diagnostic(
                     ref.loc, f"output '{ref.name}' is a list of {len(tensor)} tensors, not one tensor",
-                    f"name the outputs of the edge that makes it ('outputs: [...]') and list those")])
+                    "name the outputs of the edge that makes it ('outputs: [...]') and list those")])
         with keras_errors(spec.loc, f"model '{spec.name}'"):
             built.model = self.keras.Model(
                 inputs=inputs[0] if len(inputs) == 1 else inputs,
