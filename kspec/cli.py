@@ -268,5 +268,89 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
     click.echo(f"wrote {output}: {listed}")
 
 
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--layer", help="Compute the output of this layer's call (MODEL/LAYER for one inside a sub-model).")
+@click.option("--node", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which call of the layer (of the sub-model, for MODEL/LAYER).")
+@click.option("--tensor", help="Compute this tensor (an input or edge name).")
+@click.option("--all", "every", is_flag=True, help="Compute every call's output in one pass.")
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="Inputs from this .npz file.")
+@click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
+              help="N synthetic inputs (as `kspec train --synthetic` makes them).")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="Trained .keras file (default: a fresh initialisation).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the fresh initialisation and of synthetic data.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the outputs to this .npz file, under the printed keys.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
+@handle_errors
+def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every: bool, data: Path | None,
+            synthetic_n: int | None, weights: Path | None, seed: int, output: Path | None, batch_size: int,
+            as_json: bool) -> None:
+    """Show every layer call, or compute the output of one.
+
+    Without --layer, --tensor or --all: a table of every call in the model,
+    one row per node (a shared layer has one row per call), with input and
+    output shapes. With one of them: computes that output on --data or
+    --synthetic inputs and prints its shape, min, max, mean, std and the
+    fraction of exact zeros.
+    """
+    from . import probe
+    from .build import build as build_model
+    from .build import import_keras
+
+    chosen = [flag for flag, value in (("--layer", layer), ("--tensor", tensor), ("--all", every)) if value]
+    if len(chosen) > 1:
+        raise click.UsageError(f"give one of --layer, --tensor and --all, not {' and '.join(chosen)}")
+    if chosen and (data is None) == (synthetic_n is None):
+        raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
+    if output is not None and output.suffix != ".npz":
+        raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
+
+    model_def = _read(spec)
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    built = build_model(model_def)
+    if not chosen:
+        rows = probe.calls(built)
+        click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else probe.format_table(rows))
+        return
+    if layer is not None:
+        targets = [probe.resolve_layer(built, layer, node)]
+    elif tensor is not None:
+        targets = [probe.resolve_tensor(built, tensor)]
+    else:
+        targets = probe.all_targets(built)
+    if weights is not None:
+        from .build import load_weights
+
+        load_weights(built.model, weights, Location(str(weights)))
+    dataset = _inspect_data(model_def, built, data, synthetic_n, seed)
+    results = probe.compute(built, targets, dataset, output, batch_size)
+    if as_json:
+        click.echo(json.dumps({"output": str(output) if output else None, "results": results}, indent=2))
+        return
+    for line in probe.iter_stats_lines(results):
+        click.echo(line)
+    if output is not None:
+        click.echo(f"wrote {output} ({', '.join(results)})")
+
+
+def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: int | None, seed: int) -> Any:
+    import numpy as np
+
+    from .data import Dataset, load_npz, synthetic_inputs
+
+    if data is not None:
+        shapes = {ref.name: tuple(built.tensors[ref.name].shape) for ref in model_def.outputs}
+        return load_npz(data, model_def, shapes, need_targets=False)
+    assert synthetic_n is not None
+    inputs = synthetic_inputs(model_def, synthetic_n, np.random.default_rng(seed))
+    return Dataset(inputs, {}, f"synthetic data ({synthetic_n} samples, seed {seed})")
+
+
 if __name__ == "__main__":
     main()
