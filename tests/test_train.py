@@ -186,7 +186,8 @@ def _kspec(*args: str) -> list[str]:
     return [sys.executable, "-m", "kspec", *args]
 
 
-def test_interrupt_keeps_a_consistent_run_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_keeps_a_consistent_run_and_resume_finishes(tmp_path, signum):
     run = tmp_path / "run"
     spec = str(SPECS / "shared_lstm.yaml")
     process = subprocess.Popen(_kspec("train", spec, "--synthetic", "256", "--epochs", "50", "--batch-size", "8",
@@ -196,7 +197,7 @@ def test_interrupt_keeps_a_consistent_run_and_resume_finishes(tmp_path):
         deadline = time.monotonic() + 120
         while not list((run / "checkpoints").glob("epoch-*.keras")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
