@@ -48,11 +48,11 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _read(spec_path: Path) -> Any:
-    """A valid spec; its warnings go to stderr."""
+def _read(spec_path: Path, overrides: tuple[str, ...] = ()) -> Any:
+    """A valid spec (after --set overrides); its warnings go to stderr."""
     from .spec import read_spec
 
-    model, warnings = read_spec(spec_path)
+    model, warnings = read_spec(spec_path, overrides)
     _print_diagnostics(warnings)
     return model
 
@@ -60,6 +60,11 @@ def _read(spec_path: Path) -> Any:
 def _shape(tensor: Any) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in tensor.shape) + \
         ("," if len(tensor.shape) == 1 else "") + ")"
+
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Change one value of the spec before it is checked, e.g. layers.lstm.units=128 (repeatable).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,14 +125,15 @@ def _check_output_path(path: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the built model to this .keras file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@set_option
 @handle_errors
-def build(spec: Path, output: Path | None, as_json: bool) -> None:
+def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Build a spec into a Keras model; optionally save it as .keras."""
     from .build import build as build_model
     from .files import save_model
 
     _check_output_path(output)
-    model_def = _read(spec)
+    model_def = _read(spec, overrides)
     built = build_model(model_def)
     model = built.model
     if output is not None:
@@ -151,12 +157,13 @@ def build(spec: Path, output: Path | None, as_json: bool) -> None:
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--expand", is_flag=True, help="Expand nested models' layers in the table.")
+@set_option
 @handle_errors
-def summary(spec: Path, expand: bool) -> None:
+def summary(spec: Path, expand: bool, overrides: tuple[str, ...]) -> None:
     """Print Keras's summary table of a spec's model."""
     from .build import build as build_model
 
-    built = build_model(_read(spec))
+    built = build_model(_read(spec, overrides))
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
 
 
@@ -186,11 +193,12 @@ def _format_metrics(row: dict[str, float]) -> str:
 @click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@set_option
 @handle_errors
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          quiet: bool) -> None:
+          quiet: bool, overrides: tuple[str, ...]) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
@@ -211,12 +219,13 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
         raise click.UsageError("give --validation-split or --val-data, not both")
 
     from .build import import_keras
+    from .spec import spec_text
     from .train import train as run_training
 
-    model_def = _read(spec)
+    model_def = _read(spec, overrides)
     import_keras(cpu_devices)
     result = run_training(
-        model_def, spec.read_text(encoding="utf-8"), data=data, synthetic_n=synthetic_n, epochs=epochs,
+        model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
         batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
         weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto",
         progress=lambda text: click.echo(text, err=True))
@@ -286,10 +295,11 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
               help="Write the outputs to this .npz file, under the printed keys.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
+@set_option
 @handle_errors
 def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every: bool, data: Path | None,
             synthetic_n: int | None, weights: Path | None, seed: int, output: Path | None, batch_size: int,
-            as_json: bool) -> None:
+            as_json: bool, overrides: tuple[str, ...]) -> None:
     """Show every layer call, or compute the output of one.
 
     Without --layer, --tensor or --all: a table of every call in the model,
@@ -310,7 +320,7 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     if output is not None and output.suffix != ".npz":
         raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
 
-    model_def = _read(spec)
+    model_def = _read(spec, overrides)
     keras = import_keras()
     keras.utils.set_random_seed(seed)
     built = build_model(model_def)
@@ -350,6 +360,66 @@ def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: in
     assert synthetic_n is not None
     inputs = synthetic_inputs(model_def, synthetic_n, np.random.default_rng(seed))
     return Dataset(inputs, {}, f"synthetic data ({synthetic_n} samples, seed {seed})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML results here.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
+@set_option
+@handle_errors
+def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: tuple[str, ...]) -> None:
+    """Smoke-test specs: validate, build, train two steps, predict.
+
+    PATHS are spec files, folders (every *.yaml below) or globs. All specs
+    run in one process; a failing spec does not stop the others. Exits 1
+    if any spec fails.
+    """
+    from . import smoke
+
+    files, problems = smoke.collect(paths)
+    if problems:
+        raise KspecError(problems)
+    results = []
+    for path in files:
+        result = smoke.check_spec(path, overrides)
+        results.append(result)
+        if not as_json:
+            click.echo(f"{'ok' if result.passed else 'FAILED'}  {path}", err=True)
+    if junit is not None:
+        smoke.write_junit(results, junit)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        click.echo(smoke.format_table(results))
+    sys.exit(EXIT_INVALID if any(not r.passed for r in results) else 0)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@handle_errors
+def plot(run_dir: Path) -> None:
+    """Redraw a run's training curves (curves.png) from its history.csv."""
+    from .curves import plot_run
+
+    click.echo(f"wrote {plot_run(run_dir)}")
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the schema to this file instead of printing it.")
+@handle_errors
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of the spec language, for editors."""
+    from .files import write_text
+    from .schema import schema as make_schema
+
+    text = json.dumps(make_schema(), indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text(output, text)
+        click.echo(f"wrote {output}")
 
 
 if __name__ == "__main__":

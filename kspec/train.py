@@ -7,6 +7,7 @@ A run folder holds everything needed to continue or reuse a run:
     history.csv      one row per finished epoch: every loss and metric
     checkpoints/     epoch-NNNN.keras for the last epochs (optimizer state included)
     logs/            TensorBoard logs
+    curves.png       every loss and metric per epoch (when matplotlib is installed)
     model.keras      the final model, once training has finished
 
 Each epoch writes its history row first and then its checkpoint, each through
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from . import __version__, curves
 from .build import Built, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
@@ -299,6 +300,8 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
             callbacks=_callbacks(keras, folder, settings, history, stop, progress),
         )
     seconds = time.monotonic() - started
+    if history and curves.available():  # an optional extra; training never needs it
+        curves.plot(history, folder.path / "curves.png", title=folder.path.name)
     if stop.signal is not None:
         settings.status = "interrupted"
         folder.save_settings(settings)

@@ -139,6 +139,15 @@ def read_text(path: Path) -> str:
 
 def parse_text(text: str, file: str) -> YMap:
     """Parse spec text into a located tree whose root is a mapping."""
+    tree = parse_value(text, file)
+    if not isinstance(tree, YMap):
+        raise _fail(tree.loc, f"the spec must be a mapping, got {type_name(tree)}",
+                    "start the file with keys such as 'inputs:', 'edges:' and 'outputs:'")
+    return tree
+
+
+def parse_value(text: str, file: str) -> YNode:
+    """Parse one YAML document (a spec, or a value given on the command line) into located values."""
     try:
         loader = _Loader(text)  # checks for unprintable characters first
     except yaml.reader.ReaderError as exc:
@@ -167,11 +176,7 @@ def parse_text(text: str, file: str) -> YMap:
         raise _fail(Location(file), f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
     finally:
         loader.dispose()
-    tree = _Converter(file, loader).convert(root, depth=0)
-    if not isinstance(tree, YMap):
-        raise _fail(tree.loc, f"the spec must be a mapping, got {type_name(tree)}",
-                    "start the file with keys such as 'inputs:', 'edges:' and 'outputs:'")
-    return tree
+    return _Converter(file, loader).convert(root, depth=0)
 
 
 def load_file(path: str | Path) -> YMap:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .load import YMap, YNode, YScalar, YSeq, load_file, to_python, type_name
+from .overrides import apply_overrides
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -72,9 +73,9 @@ class Parser:
         return False
 
     # ----------------------------------------------------------------- model
-    def parse_file(self, path: Path, name: str | None = None) -> ModelDef | None:
+    def parse_file(self, path: Path, name: str | None = None, overrides: Sequence[str] = ()) -> ModelDef | None:
         try:
-            tree = load_file(path)
+            tree = apply_overrides(load_file(path), overrides)
         except SpecError as exc:
             self.diagnostics.extend(exc.diagnostics)
             return None
@@ -567,8 +568,8 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-def parse(path: str | Path) -> tuple[ModelDef | None, list[Diagnostic]]:
-    """Parse a spec file; return the model (None if unreadable) and diagnostics."""
+def parse(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelDef | None, list[Diagnostic]]:
+    """Parse a spec file (after `--set` overrides); return the model (None if unreadable) and diagnostics."""
     parser = Parser()
-    model = parser.parse_file(Path(path))
+    model = parser.parse_file(Path(path), overrides=overrides)
     return model, parser.diagnostics
