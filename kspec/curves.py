@@ -8,6 +8,7 @@ from history.csv.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 from pathlib import Path
 
@@ -16,11 +17,7 @@ from .files import atomic_path
 
 
 def available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
