@@ -406,6 +406,25 @@ def plot(run_dir: Path) -> None:
 
 
 @main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Picture file: .dot (Graphviz text), .svg or .png (drawn by Graphviz).")
+@click.option("--expand", is_flag=True, help="Draw sub-models' layers inside them.")
+@set_option
+@handle_errors
+def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...]) -> None:
+    """Draw a picture of a spec's model; shared layers show each call's node."""
+    from .build import build as build_model
+    from .picture import to_dot, write_picture
+
+    if output.suffix not in (".dot", ".svg", ".png"):
+        raise click.BadParameter(f"'{output}' must end in .dot, .svg or .png", param_hint="'-o'")
+    built = build_model(_read(spec, overrides), compile=False)
+    write_picture(to_dot(built, expand=expand), output)
+    click.echo(f"wrote {output}")
+
+
+@main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the schema to this file instead of printing it.")
 @handle_errors

@@ -237,9 +237,6 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
           weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
           verbose: Any = "auto", progress: Callable[[str], None] = print) -> TrainResult:
     """Train a checked spec and write its run folder. See the module docstring."""
-    if spec.compile is None or spec.compile.loss is None:
-        raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
-                   "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -266,6 +263,9 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     seed_everything(keras, settings.seed)
     with strategy_scope(keras, settings.strategy, progress):
         built = build(spec)
+        if spec.compile is None or spec.compile.loss is None:
+            raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
+                       "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
         dataset = make_data(spec, settings, output_shapes(built))
         validation = None
         if settings.val_data is not None:

@@ -46,8 +46,8 @@ def test_loss_falls_on_the_learnable_synthetic_task(tmp_path):
 def test_run_folder_contents(tmp_path):
     run = tmp_path / "run"
     _train(SPECS / "mlp.yaml", run, synthetic_n=64, epochs=4, batch_size=16, seed=3, validation_split=0.25)
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "history.csv", "logs", "model.keras",
-                                                    "run.json", "spec.yaml"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "curves.png", "history.csv", "logs",
+                                                    "model.keras", "run.json", "spec.yaml"]
     # the last three epochs are kept
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "epoch-0002.keras", "epoch-0003.keras", "epoch-0004.keras"]
