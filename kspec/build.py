@@ -10,6 +10,7 @@ model.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -113,9 +114,29 @@ def load_weights(model: Any, path: str | Path, loc: Location) -> None:
             model.load_weights(path)
 
 
-def build(spec: ModelDef, compile: bool = True) -> Built:
-    """Build the Keras model a checked spec describes (and compile it if asked)."""
+# Larger models are refused unless --max-params raises the limit: 1e9 float32
+# weights are 4 GB before the optimizer's copies.
+DEFAULT_MAX_PARAMS = 1_000_000_000
+# Specs with a number this large somewhere are sized before they are built.
+_SIZE_CHECK_THRESHOLD = 100_000
+
+
+def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PARAMS) -> Built:
+    """Build the Keras model a checked spec describes (and compile it if asked).
+
+    A spec that could be too large to allocate is first sized without
+    allocating anything, and refused when it has more than `max_params`.
+    """
     keras = import_keras()
+    if _might_be_large(spec):
+        count, per_layer = count_parameters(keras, spec)
+        if count > max_params:
+            largest = max(per_layer, key=per_layer.get)  # type: ignore[arg-type]
+            raise SpecError([Diagnostic(
+                _layer_location(spec, largest),
+                f"the model has {count:,} parameters ({_gigabytes(count)} as float32), more than the limit "
+                f"of {max_params:,}; the largest layer is '{largest}' with {per_layer[largest]:,}",
+                "shrink the layers, or raise the limit with --max-params N")])
     builder = _Builder(keras)
     built = builder.functional(spec)
     if compile and spec.compile is not None:
@@ -123,9 +144,57 @@ def build(spec: ModelDef, compile: bool = True) -> Built:
     return built
 
 
+def _numbers(value: Any) -> Iterator[int]:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+
+
+def _might_be_large(spec: ModelDef) -> bool:
+    """Whether any layer argument or input dimension is large enough to need sizing first."""
+    layers = list(spec.layers.values()) + [edge.layer for edge in spec.edges if edge.layer]
+    layers += [layer for _, layer in spec.sequence]
+    numbers = [n for layer in layers for n in _numbers(layer.args)]
+    numbers += [d for inp in spec.inputs for d in inp.shape if d]
+    return max(numbers, default=0) >= _SIZE_CHECK_THRESHOLD or any(_might_be_large(m) for m in spec.models.values())
+
+
+def count_parameters(keras: Any, spec: ModelDef) -> tuple[int, dict[str, int]]:
+    """Parameters in all, and per top-level layer, from a build that never allocates its variables."""
+    def size(layer: Any) -> int:
+        return sum(math.prod(variable.shape) for variable in layer.weights)
+
+    try:
+        with keras.StatelessScope(initialize_variables=False):  # variables stay uninitialised
+            built = _Builder(keras, load_weights=False).functional(spec)
+            return size(built.model), {name: size(layer) for name, layer in built.layers.items()}
+    finally:
+        keras.backend.clear_session()  # forget the uninitialised variables
+
+
+def _layer_location(spec: ModelDef, name: str) -> Location:
+    if name in spec.layers:
+        return spec.layers[name].where
+    if name in spec.models:
+        return spec.models[name].loc
+    return next((edge.loc for edge in spec.edges if name in edge.layer_names()), spec.loc)
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count * 4 / 1e9:,.1f} GB"
+
+
 class _Builder:
-    def __init__(self, keras: Any):
+    def __init__(self, keras: Any, load_weights: bool = True):
         self.keras = keras
+        self.load_weights = load_weights
 
     # --------------------------------------------------------------- layers
     def make_layer(self, layer: LayerDef, name: str) -> Any:
@@ -160,7 +229,7 @@ class _Builder:
     # --------------------------------------------------------------- models
     def submodel(self, spec: ModelDef) -> Built:
         built = self.sequential(spec) if spec.kind == "sequential" else self.functional(spec)
-        if spec.weights is not None:
+        if spec.weights is not None and self.load_weights:
             assert spec.weights_loc is not None
             load_weights(built.model, spec.weights, spec.weights_loc)
         if spec.trainable is not None:

@@ -65,6 +65,9 @@ def _shape(tensor: Any) -> str:
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",
     help="Change one value of the spec before it is checked, e.g. layers.lstm.units=128 (repeatable).")
+max_params_option = click.option(
+    "--max-params", type=click.IntRange(min=1), default=1_000_000_000, show_default=True,
+    help="Refuse models with more parameters than this, before allocating them.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,15 +129,16 @@ def _check_output_path(path: Path | None) -> None:
               help="Write the built model to this .keras file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @set_option
+@max_params_option
 @handle_errors
-def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...]) -> None:
+def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...], max_params: int) -> None:
     """Build a spec into a Keras model; optionally save it as .keras."""
     from .build import build as build_model
     from .files import save_model
 
     _check_output_path(output)
     model_def = _read(spec, overrides)
-    built = build_model(model_def)
+    built = build_model(model_def, max_params=max_params)
     model = built.model
     if output is not None:
         save_model(model, output)
@@ -158,12 +162,13 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--expand", is_flag=True, help="Expand nested models' layers in the table.")
 @set_option
+@max_params_option
 @handle_errors
-def summary(spec: Path, expand: bool, overrides: tuple[str, ...]) -> None:
+def summary(spec: Path, expand: bool, overrides: tuple[str, ...], max_params: int) -> None:
     """Print Keras's summary table of a spec's model."""
     from .build import build as build_model
 
-    built = build_model(_read(spec, overrides))
+    built = build_model(_read(spec, overrides), max_params=max_params)
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
 
 
@@ -194,11 +199,12 @@ def _format_metrics(row: dict[str, float]) -> str:
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @set_option
+@max_params_option
 @handle_errors
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          quiet: bool, overrides: tuple[str, ...]) -> None:
+          quiet: bool, overrides: tuple[str, ...], max_params: int) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
@@ -227,7 +233,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
     result = run_training(
         model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
         batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
-        weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto",
+        weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto", max_params=max_params,
         progress=lambda text: click.echo(text, err=True))
     first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
     change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"
@@ -296,10 +302,11 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
 @set_option
+@max_params_option
 @handle_errors
 def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every: bool, data: Path | None,
             synthetic_n: int | None, weights: Path | None, seed: int, output: Path | None, batch_size: int,
-            as_json: bool, overrides: tuple[str, ...]) -> None:
+            as_json: bool, overrides: tuple[str, ...], max_params: int) -> None:
     """Show every layer call, or compute the output of one.
 
     Without --layer, --tensor or --all: a table of every call in the model,
@@ -323,7 +330,7 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     model_def = _read(spec, overrides)
     keras = import_keras()
     keras.utils.set_random_seed(seed)
-    built = build_model(model_def)
+    built = build_model(model_def, max_params=max_params)
     if not chosen:
         rows = probe.calls(built)
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else probe.format_table(rows))
@@ -367,8 +374,10 @@ def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: in
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML results here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
 @set_option
+@max_params_option
 @handle_errors
-def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: tuple[str, ...]) -> None:
+def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: tuple[str, ...],
+          max_params: int) -> None:
     """Smoke-test specs: validate, build, train two steps, predict.
 
     PATHS are spec files, folders (every *.yaml below) or globs. All specs
@@ -382,7 +391,7 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
         raise KspecError(problems)
     results = []
     for path in files:
-        result = smoke.check_spec(path, overrides)
+        result = smoke.check_spec(path, overrides, max_params)
         results.append(result)
         if not as_json:
             click.echo(f"{'ok' if result.passed else 'FAILED'}  {path}", err=True)
@@ -411,15 +420,16 @@ def plot(run_dir: Path) -> None:
               help="Picture file: .dot (Graphviz text), .svg or .png (drawn by Graphviz).")
 @click.option("--expand", is_flag=True, help="Draw sub-models' layers inside them.")
 @set_option
+@max_params_option
 @handle_errors
-def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...]) -> None:
+def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], max_params: int) -> None:
     """Draw a picture of a spec's model; shared layers show each call's node."""
     from .build import build as build_model
     from .picture import to_dot, write_picture
 
     if output.suffix not in (".dot", ".svg", ".png"):
         raise click.BadParameter(f"'{output}' must end in .dot, .svg or .png", param_hint="'-o'")
-    built = build_model(_read(spec, overrides), compile=False)
+    built = build_model(_read(spec, overrides), compile=False, max_params=max_params)
     write_picture(to_dot(built, expand=expand), output)
     click.echo(f"wrote {output}")
 

@@ -59,7 +59,7 @@ def collect(paths: Iterable[str]) -> tuple[list[Path], list[Diagnostic]]:
     return unique, problems
 
 
-def check_spec(path: Path, overrides: Sequence[str] = ()) -> CheckResult:
+def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> CheckResult:
     """Validate, build, train two steps and predict; never raises for the spec's own problems."""
     from .build import build, import_keras
     from .data import REGRESSION, Dataset, labels_from_teacher, output_kinds, synthetic_inputs
@@ -71,7 +71,7 @@ def check_spec(path: Path, overrides: Sequence[str] = ()) -> CheckResult:
     try:
         spec, _ = read_spec(path, overrides)
         keras.utils.set_random_seed(0)
-        built = build(spec)
+        built = build(spec, max_params=max_params) if max_params else build(spec)
         model = built.model
         result.params = model.count_params()
         dataset = Dataset(synthetic_inputs(spec, SAMPLES, np.random.default_rng(0)), {}, "synthetic")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, curves
-from .build import Built, build, import_keras, keras_errors, load_weights
+from .build import DEFAULT_MAX_PARAMS, Built, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
@@ -235,7 +235,8 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
           epochs: int | None = None, batch_size: int | None = None, validation_split: float | None = None,
           val_data: Path | None = None, out: Path | None = None, seed: int | None = None,
           weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
-          verbose: Any = "auto", progress: Callable[[str], None] = print) -> TrainResult:
+          verbose: Any = "auto", progress: Callable[[str], None] = print,
+          max_params: int = DEFAULT_MAX_PARAMS) -> TrainResult:
     """Train a checked spec and write its run folder. See the module docstring."""
     if resume is not None:
         folder = RunFolder.open(resume)
@@ -262,7 +263,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     seed_everything(keras, settings.seed)
     with strategy_scope(keras, settings.strategy, progress):
-        built = build(spec)
+        built = build(spec, max_params=max_params)
         if spec.compile is None or spec.compile.loss is None:
             raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
                        "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
