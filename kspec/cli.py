@@ -178,14 +178,14 @@ def _format_metrics(row: dict[str, float]) -> str:
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="Train on this .npz file.")
+@click.option("--data", type=click.Path(path_type=Path), help="Train on this .npz file.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="Train on N synthetic samples made to fit the spec.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (default: the spec's, else 1).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's, else 32).")
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True),
               help="Hold out this fraction of the data (its last rows) for validation.")
-@click.option("--val-data", type=click.Path(path_type=Path, dir_okay=False), help="Validate on this .npz file.")
+@click.option("--val-data", type=click.Path(path_type=Path), help="Validate on this .npz file.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Run folder (default: runs/NAME-TIMESTAMP).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for reproducible runs (default: random, recorded).")
@@ -245,7 +245,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Trained .keras file (e.g. a run's model.keras).")
-@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz with every input and output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
@@ -266,7 +266,7 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Trained .keras file (e.g. a run's model.keras).")
-@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write predictions here, one array per output name.")
@@ -290,7 +290,7 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
               help="Which call of the layer (of the sub-model, for MODEL/LAYER).")
 @click.option("--tensor", help="Compute this tensor (an input or edge name).")
 @click.option("--all", "every", is_flag=True, help="Compute every call's output in one pass.")
-@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="Inputs from this .npz file.")
+@click.option("--data", type=click.Path(path_type=Path), help="Inputs from this .npz file.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="N synthetic inputs (as `kspec train --synthetic` makes them).")
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
