@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -172,6 +173,10 @@ def summary(spec: Path, expand: bool, overrides: tuple[str, ...], max_params: in
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
 
 
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _format_metrics(row: dict[str, float]) -> str:
     return ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch")
 
@@ -224,6 +229,8 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
     if validation_split is not None and val_data is not None:
         raise click.UsageError("give --validation-split or --val-data, not both")
 
+    # SIGTERM stops like Ctrl-C (exit 130) until training installs its own handlers.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     from .build import import_keras
     from .spec import spec_text
     from .train import train as run_training

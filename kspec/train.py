@@ -10,10 +10,11 @@ A run folder holds everything needed to continue or reuse a run:
     curves.png       every loss and metric per epoch (when matplotlib is installed)
     model.keras      the final model, once training has finished
 
-Each epoch writes its history row first and then its checkpoint, each through
-a temporary file and a rename. `--resume` continues from the newest
-checkpoint and drops history rows past it, so whatever moment a run was
-stopped at, it resumes consistently.
+The folder appears, through a rename, only once it holds an epoch-0
+checkpoint. Each epoch then writes its history row first and its checkpoint
+second, each through a temporary file and a rename. `--resume` continues from
+the newest checkpoint and drops history rows past it, so whatever moment a
+run was stopped at, it resumes consistently.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import secrets
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -75,8 +78,9 @@ class RunFolder:
         self.path = path
         self.checkpoints = path / "checkpoints"
 
-    @classmethod
-    def create(cls, out: Path | None, spec_name: str) -> RunFolder:
+    @staticmethod
+    def choose(out: Path | None, spec_name: str) -> Path:
+        """The run folder's path: --out (which must be new or empty), or runs/NAME-TIMESTAMP."""
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"{spec_name}-{stamp}"
@@ -87,10 +91,29 @@ class RunFolder:
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise fail(RunError, str(out), "output folder already exists and is not empty",
                        f"continue that run with --resume {out}, or choose another --out")
+        return out
+
+    @classmethod
+    def create(cls, out: Path, spec_text: str, settings: RunSettings, model: Any) -> RunFolder:
+        """Write a resumable run folder: spec, settings and an epoch-0 checkpoint.
+
+        It is assembled under a temporary name and renamed into place, so the
+        folder either does not exist or can be resumed, whenever a run stops.
+        """
+        staging = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
-            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (staging / "checkpoints").mkdir(parents=True)
+            folder = cls(staging)
+            write_text(staging / "spec.yaml", spec_text)
+            folder.save_settings(settings)
+            folder.save_checkpoint(model, 0)
+            os.replace(staging, out)  # an empty --out folder is replaced too
         except OSError as exc:
-            raise fail(RunError, str(out), f"cannot create the run folder: {exc.strerror or exc}") from None
+            raise fail(RunError, str(out), f"cannot create the run folder: {exc.strerror or exc}",
+                       "check that its parent folder exists, is writable and has space") from None
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return cls(out)
 
     @classmethod
@@ -259,6 +282,8 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
             strategy=strategy)
         folder = None
 
+    if resume is None:
+        RunFolder.choose(out, spec.name)  # refuse a used --out before any work
     keras = import_keras()
     settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     seed_everything(keras, settings.seed)
@@ -278,9 +303,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
         else:
             if settings.weights is not None:
                 load_weights(model, settings.weights, Location(settings.weights))
-            folder = RunFolder.create(out, spec.name)
-            write_text(folder.path / "spec.yaml", spec_text)
-            folder.save_settings(settings)
+            folder = RunFolder.create(RunFolder.choose(out, spec.name), spec_text, settings, model)
             history = []
     assert folder is not None
     start_epoch = settings.epochs_completed
@@ -322,7 +345,7 @@ def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any,
     latest = folder.latest_checkpoint()
     if latest is None:
         raise fail(RunError, str(folder.path), "the run has no checkpoint to resume from",
-                   "it was stopped before its first epoch finished; start it again")
+                   "its checkpoints folder was emptied; start the run again")
     epoch, path = latest
     with keras_errors(Location(str(path)), "the checkpoint"):
         model = keras.saving.load_model(path)
