@@ -19,6 +19,7 @@ run was stopped at, it resumes consistently.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -91,6 +92,10 @@ class RunFolder:
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise fail(RunError, str(out), "output folder already exists and is not empty",
                        f"continue that run with --resume {out}, or choose another --out")
+        parent = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise fail(RunError, str(out), f"cannot create the run folder: '{parent}' is not writable",
+                       "choose another --out")
         return out
 
     @classmethod
@@ -107,6 +112,7 @@ class RunFolder:
             write_text(staging / "spec.yaml", spec_text)
             folder.save_settings(settings)
             folder.save_checkpoint(model, 0)
+            _check_space(staging, out)
             os.replace(staging, out)  # an empty --out folder is replaced too
         except OSError as exc:
             raise fail(RunError, str(out), f"cannot create the run folder: {exc.strerror or exc}",
@@ -164,6 +170,16 @@ class RunFolder:
         write_text(self.path / "history.csv", buffer.getvalue())
 
 
+def _check_space(staging: Path, out: Path) -> None:
+    """Refuse to start when the disk cannot hold the checkpoints a run keeps."""
+    size = (staging / "checkpoints" / "epoch-0000.keras").stat().st_size
+    needed = size * (KEEP_CHECKPOINTS + 2)  # the kept checkpoints, model.keras, one being written
+    free = shutil.disk_usage(staging).free
+    if free < needed:
+        raise fail(RunError, str(out), f"not enough disk space: the run needs about {needed / 1e6:,.0f} MB "
+                   f"for its checkpoints and has {free / 1e6:,.0f} MB free", "free some space, or choose another --out")
+
+
 # ---------------------------------------------------------------- callbacks
 class _StopFlag:
     """Set by SIGINT/SIGTERM; training stops at the end of the current batch."""
@@ -202,7 +218,13 @@ def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: li
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             history.append(row)
             folder.write_history(history)
-            folder.save_checkpoint(self.model, epoch + 1)
+            try:
+                folder.save_checkpoint(self.model, epoch + 1)
+            except RunError:  # e.g. a full disk: take the row back, so history matches the checkpoints
+                history.pop()
+                with contextlib.suppress(RunError):
+                    folder.write_history(history)
+                raise
             settings.epochs_completed = epoch + 1
             folder.save_settings(settings)
 
@@ -221,8 +243,6 @@ def seed_everything(keras: Any, seed: int) -> None:
 
 def strategy_scope(keras: Any, strategy: str | None, progress: Callable[[str], None]) -> Any:
     """The scope to build the model in: a tf.distribute strategy's, or none."""
-    import contextlib
-
     if strategy is None:
         return contextlib.nullcontext()
     if keras.backend.backend() != "tensorflow":
@@ -348,7 +368,7 @@ def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any,
                    "its checkpoints folder was emptied; start the run again")
     epoch, path = latest
     with keras_errors(Location(str(path)), "the checkpoint"):
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, safe_mode=True)  # never runs code from a file
     history = [row for row in folder.read_history() if row["epoch"] <= epoch]
     folder.write_history(history)
     settings.epochs_completed = epoch

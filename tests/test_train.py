@@ -295,3 +295,52 @@ def test_digit_pairs_reaches_90_percent(tmp_path):
     result = _train(SPECS / "digit_pairs.yaml", tmp_path / "run", data=ROOT / "data" / "digit_pairs_train.npz",
                     val_data=ROOT / "data" / "digit_pairs_val.npz", seed=0)
     assert result.history[-1]["val_accuracy"] >= 0.90, result.history[-1]
+
+
+def test_unwritable_output_folder_is_refused_before_training(tmp_path, monkeypatch):
+    # Permissions do not bind root (CI), so the permission check itself is made to say no.
+    monkeypatch.setattr("kspec.train.os.access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(RunError) as info:
+        _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8)
+    assert info.value.diagnostics[0].message == f"cannot create the run folder: '{tmp_path}' is not writable"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
+    import shutil as shutil_module
+
+    from kspec import train as train_module
+
+    real = shutil_module.disk_usage
+    monkeypatch.setattr(train_module.shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=1000))
+    with pytest.raises(RunError) as info:
+        _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message.startswith("not enough disk space: the run needs about ")
+    assert diagnostic.message.endswith(" MB for its checkpoints and has 0 MB free")
+    assert list(tmp_path.iterdir()) == []  # no run folder, no staging folder
+
+
+def test_disk_full_during_training_keeps_the_run_consistent(tmp_path, monkeypatch):
+    import errno
+
+    from kspec import files
+
+    real = files.save_model
+    calls = []
+
+    def failing_save(model, path):
+        calls.append(path.name)
+        if path.name == "epoch-0002.keras":
+            with files.atomic_path(path):  # the disk fills while the checkpoint is written
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(model, path)
+
+    monkeypatch.setattr("kspec.train.save_model", failing_save)
+    run = tmp_path / "run"
+    with pytest.raises(RunError) as info:
+        _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=4, batch_size=8, seed=1)
+    assert info.value.diagnostics[0].message == "cannot write file: No space left on device"
+    monkeypatch.undo()
+    assert _check_consistent(run) == 1
