@@ -11,62 +11,17 @@ model.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
 from .spec.graph import call_inputs, node_indices
 from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
-
-
-@contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null (C++ logging bypasses sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_keras(cpu_devices: int | None = None) -> Any:
-    """Import Keras, without TensorFlow's start-up log lines.
-
-    TensorFlow's C++ start-up logging (oneDNN, CUDA probing) ignores
-    TF_CPP_MIN_LOG_LEVEL for its first lines, so stderr is silenced while the
-    backend loads; a failing import still raises a Python exception.
-
-    Args:
-        cpu_devices: split the CPU into this many logical devices (TensorFlow
-            backend), so that multi-device training can run without GPUs.
-    """
-    if "keras" in sys.modules and getattr(sys.modules["keras"], "__version__", None):
-        return sys.modules["keras"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            tf.get_logger().setLevel("ERROR")  # e.g. retracing notes, which are not the user's to act on
-        if cpu_devices and keras.backend.backend() == "tensorflow":
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
-        keras.ops.zeros(())  # first device use, where CUDA probing logs
-    return keras
 
 
 @dataclass

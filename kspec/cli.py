@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-import signal
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -49,10 +49,12 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _read(spec_path: Path, overrides: tuple[str, ...] = ()) -> Any:
-    """A valid spec (after --set overrides); its warnings go to stderr."""
+def _prepare(spec_path: Path, overrides: tuple[str, ...], backend: str | None) -> Any:
+    """Fix the Keras backend, then read a valid spec (after --set overrides); warnings go to stderr."""
+    from .backend import select_backend
     from .spec import read_spec
 
+    select_backend(backend)
     model, warnings = read_spec(spec_path, overrides)
     _print_diagnostics(warnings)
     return model
@@ -69,6 +71,14 @@ set_option = click.option(
 max_params_option = click.option(
     "--max-params", type=click.IntRange(min=1), default=1_000_000_000, show_default=True,
     help="Refuse models with more parameters than this, before allocating them.")
+backend_option = click.option(
+    "--backend", type=click.Choice(["tensorflow", "jax", "torch"]),
+    help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--set, --max-params and --backend: the options of every command that builds a model."""
+    return set_option(max_params_option(backend_option(command)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,16 +139,16 @@ def _check_output_path(path: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the built model to this .keras file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
-def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...], max_params: int) -> None:
+def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...], max_params: int,
+          backend: str | None) -> None:
     """Build a spec into a Keras model; optionally save it as .keras."""
     from .build import build as build_model
     from .files import save_model
 
     _check_output_path(output)
-    model_def = _read(spec, overrides)
+    model_def = _prepare(spec, overrides, backend)
     built = build_model(model_def, max_params=max_params)
     model = built.model
     if output is not None:
@@ -162,19 +172,15 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--expand", is_flag=True, help="Expand nested models' layers in the table.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
-def summary(spec: Path, expand: bool, overrides: tuple[str, ...], max_params: int) -> None:
+def summary(spec: Path, expand: bool, overrides: tuple[str, ...], max_params: int,
+            backend: str | None) -> None:
     """Print Keras's summary table of a spec's model."""
     from .build import build as build_model
 
-    built = build_model(_read(spec, overrides), max_params=max_params)
+    built = build_model(_prepare(spec, overrides, backend), max_params=max_params)
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _format_metrics(row: dict[str, float]) -> str:
@@ -202,14 +208,21 @@ def _format_metrics(row: dict[str, float]) -> str:
               help="Train on all local devices with tf.distribute.MirroredStrategy.")
 @click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the rows every epoch.")
+@click.option("--distributed", is_flag=True,
+              help="Train data-parallel over several processes (JAX backend); run the same command on each.")
+@click.option("--coordinator", metavar="HOST:PORT", help="Process 0's address (or JAX_COORDINATOR_ADDRESS).")
+@click.option("--num-processes", type=int, help="How many processes (or JAX_NUM_PROCESSES).")
+@click.option("--process-id", type=int, help="This process's number, 0 to N-1 (or JAX_PROCESS_ID).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          quiet: bool, overrides: tuple[str, ...], max_params: int) -> None:
+          shuffle: bool, distributed: bool, coordinator: str | None, num_processes: int | None,
+          process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
+          backend: str | None) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
@@ -229,23 +242,43 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
     if validation_split is not None and val_data is not None:
         raise click.UsageError("give --validation-split or --val-data, not both")
 
-    # SIGTERM stops like Ctrl-C (exit 130) until training installs its own handlers.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    from .train import StopFlag
+
+    stop = StopFlag().install()  # from here on, Ctrl-C and SIGTERM stop at the next safe point
     from .build import import_keras
     from .spec import spec_text
     from .train import train as run_training
 
-    model_def = _read(spec, overrides)
+    cluster = None
+    if distributed:
+        from .backend import Cluster
+
+        cluster = Cluster.from_options(coordinator, num_processes, process_id)
+        if (backend or os.environ.get("KERAS_BACKEND", "tensorflow")) != "jax":
+            raise KspecError([Diagnostic(Location("--distributed"), "distributed training runs on the JAX backend",
+                                         "add --backend jax (and pip install 'kspec[jax]')")])
+        if strategy is not None:
+            raise click.UsageError("--strategy is for one machine; --distributed replaces it")
+    model_def = _prepare(spec, overrides, backend)
+    if cluster is not None:
+        cluster.join()  # before Keras first touches a device
     import_keras(cpu_devices)
     result = run_training(
         model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
         batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
         weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto", max_params=max_params,
+        shuffle=shuffle, cluster=cluster, stop=stop,
         progress=lambda text: click.echo(text, err=True))
     first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
     change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"
+    if cluster is not None and not cluster.is_chief:
+        click.echo(f"process {cluster.process_id} of {cluster.num_processes}: trained {result.epochs_run} epoch(s); "
+                   f"{change}; weights {result.fingerprint}")
+        return
+    where = f"; weights {result.fingerprint}" if result.fingerprint else ""
     click.echo(f"{model_def.name}: trained {result.epochs_run} epoch(s) (to epoch {result.epochs_completed}) "
-               f"in {result.seconds:.1f}s; {change}; final {_format_metrics(last)}; run folder {result.run_dir}")
+               f"in {result.seconds:.1f}s; {change}; final {_format_metrics(last)}; run folder {result.run_dir}"
+               + where)
 
 
 @main.command()
@@ -256,12 +289,15 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
               help=".npz with every input and output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@model_options
 @handle_errors
-def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bool) -> None:
+def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bool, overrides: tuple[str, ...],
+             max_params: int, backend: str | None) -> None:
     """Print every loss and metric of a trained model on data."""
     from .infer import evaluate as run_evaluation
 
-    results = run_evaluation(_read(spec), weights, data, batch_size, verbose=0 if as_json else "auto")
+    results = run_evaluation(_prepare(spec, overrides, backend), weights, data, batch_size,
+                             verbose=0 if as_json else "auto", max_params=max_params)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
@@ -278,14 +314,17 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write predictions here, one array per output name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@model_options
 @handle_errors
-def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int) -> None:
+def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int, overrides: tuple[str, ...],
+            max_params: int, backend: str | None) -> None:
     """Write a trained model's predictions for data to an .npz file."""
     from .infer import predict as run_prediction
 
     if output.suffix != ".npz":
         raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
-    shapes = run_prediction(_read(spec), weights, data, output, batch_size)
+    shapes = run_prediction(_prepare(spec, overrides, backend), weights, data, output, batch_size,
+                            max_params=max_params)
     listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
     click.echo(f"wrote {output}: {listed}")
 
@@ -308,12 +347,11 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
               help="Write the outputs to this .npz file, under the printed keys.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
 def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every: bool, data: Path | None,
             synthetic_n: int | None, weights: Path | None, seed: int, output: Path | None, batch_size: int,
-            as_json: bool, overrides: tuple[str, ...], max_params: int) -> None:
+            as_json: bool, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
     """Show every layer call, or compute the output of one.
 
     Without --layer, --tensor or --all: a table of every call in the model,
@@ -334,7 +372,7 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     if output is not None and output.suffix != ".npz":
         raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
 
-    model_def = _read(spec, overrides)
+    model_def = _prepare(spec, overrides, backend)
     keras = import_keras()
     keras.utils.set_random_seed(seed)
     built = build_model(model_def, max_params=max_params)
@@ -380,11 +418,10 @@ def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: in
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML results here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
 def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: tuple[str, ...],
-          max_params: int) -> None:
+          max_params: int, backend: str | None) -> None:
     """Smoke-test specs: validate, build, train two steps, predict.
 
     PATHS are spec files, folders (every *.yaml below) or globs. All specs
@@ -392,7 +429,9 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
     if any spec fails.
     """
     from . import smoke
+    from .backend import select_backend
 
+    select_backend(backend)
     files, problems = smoke.collect(paths)
     if problems:
         raise KspecError(problems)
@@ -426,17 +465,17 @@ def plot(run_dir: Path) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Picture file: .dot (Graphviz text), .svg or .png (drawn by Graphviz).")
 @click.option("--expand", is_flag=True, help="Draw sub-models' layers inside them.")
-@set_option
-@max_params_option
+@model_options
 @handle_errors
-def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], max_params: int) -> None:
+def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], max_params: int,
+          backend: str | None) -> None:
     """Draw a picture of a spec's model; shared layers show each call's node."""
     from .build import build as build_model
     from .picture import to_dot, write_picture
 
     if output.suffix not in (".dot", ".svg", ".png"):
         raise click.BadParameter(f"'{output}' must end in .dot, .svg or .png", param_hint="'-o'")
-    built = build_model(_read(spec, overrides), compile=False, max_params=max_params)
+    built = build_model(_prepare(spec, overrides, backend), compile=False, max_params=max_params)
     write_picture(to_dot(built, expand=expand), output)
     click.echo(f"wrote {output}")
 

@@ -7,16 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from .build import Built, build, load_weights
+from .build import DEFAULT_MAX_PARAMS, Built, build, load_weights
 from .data import load_npz
 from .errors import Location
 from .files import save_npz
 from .spec.model import ModelDef
 
 
-def load_trained(spec: ModelDef, weights: Path) -> Built:
+def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PARAMS) -> Built:
     """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
-    built = build(spec)
+    built = build(spec, max_params=max_params)
     load_weights(built.model, weights, Location(str(weights)))
     return built
 
@@ -26,22 +26,23 @@ def _output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
 
 
 def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
-             verbose: Any = "auto") -> dict[str, float]:
+             verbose: Any = "auto", max_params: int = DEFAULT_MAX_PARAMS) -> dict[str, float]:
     """Every loss and metric of the trained model on the data."""
-    built = load_trained(spec, weights)
+    built = load_trained(spec, weights, max_params)
     dataset = load_npz(data, spec, _output_shapes(built))
     results = built.model.evaluate(dataset.x(spec), dataset.y(spec), batch_size=batch_size,
                                    verbose=verbose, return_dict=True)
     return {name: float(value) for name, value in results.items()}
 
 
-def predict(spec: ModelDef, weights: Path, data: Path, output: Path, batch_size: int = 32) -> dict[str, tuple[int, ...]]:
+def predict(spec: ModelDef, weights: Path, data: Path, output: Path, batch_size: int = 32,
+            max_params: int = DEFAULT_MAX_PARAMS) -> dict[str, tuple[int, ...]]:
     """Write each output's predictions under its output name; returns their shapes.
 
     Batches are predicted one at a time into preallocated arrays, so the
     inputs are never copied as a whole.
     """
-    built = load_trained(spec, weights)
+    built = load_trained(spec, weights, max_params)
     dataset = load_npz(data, spec, _output_shapes(built), need_targets=False)
     n = len(dataset)
     names = spec.output_names

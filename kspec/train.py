@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import signal
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ from typing import Any, Callable
 
 from . import __version__, curves
 from .build import DEFAULT_MAX_PARAMS, Built, build, import_keras, keras_errors, load_weights
+from .backend import Cluster
 from .data import Dataset, load_npz, synthetic
+from .distributed import fingerprint, shard, shared_seed, use_data_parallel
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
 from .spec.model import ModelDef
@@ -59,6 +62,8 @@ class RunSettings:
     val_data: str | None = None
     weights: str | None = None
     strategy: str | None = None
+    shuffle: bool = True
+    processes: int = 1  # with --distributed: the batch size is per process
     epochs_completed: int = 0
     status: str = "running"
     versions: dict[str, str] = field(default_factory=dict)
@@ -71,6 +76,7 @@ class TrainResult:
     epochs_completed: int
     history: list[dict[str, float]]
     seconds: float
+    fingerprint: str | None = None  # of the final weights, in a distributed run
 
 
 # ----------------------------------------------------------------- run folder
@@ -181,30 +187,41 @@ def _check_space(staging: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- callbacks
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; training stops at the end of the current batch."""
+class StopFlag:
+    """Set by SIGINT/SIGTERM, and acted on at safe points: between the steps of
+    setting a run up, and at the end of a training batch. A second signal stops
+    at once (every file is still whole, being written through a rename)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def install(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def __enter__(self) -> StopFlag:
+        return self.install()
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None:  # a second signal: stop now (files stay consistent)
+        if self.signal is not None:
             raise KeyboardInterrupt
         self.signal = signum
 
+    def check(self, spec: ModelDef) -> None:
+        """Stop here if a signal came while the run was being set up."""
+        if self.signal is not None:
+            raise Interrupted([Diagnostic(Location(spec.file), "interrupted before training started; "
+                                          "no run folder was written")])
+
 
 def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
-               stop: _StopFlag, progress: Callable[[str], None]) -> list[Any]:
+               stop: StopFlag, progress: Callable[[str], None]) -> list[Any]:
     class StopOnSignal(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if stop.signal is not None and not self.model.stop_training:
@@ -260,17 +277,23 @@ def output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
     return {ref.name: tuple(built.tensors[ref.name].shape) for ref in built.spec.outputs}
 
 
-def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]]) -> Dataset:
+def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]],
+              cluster: Cluster | None = None) -> Dataset:
+    """The training data; in a distributed run, this process's share of it."""
     if settings.data is not None:
-        return load_npz(settings.data, spec, student_shapes)
+        dataset = load_npz(settings.data, spec, student_shapes)
+        return shard(dataset, cluster) if cluster else dataset
     assert settings.synthetic is not None
-    teacher = build(spec, compile=False).model
+    teacher = build(spec, compile=False).model  # the same on every process: built from the same seed
 
     def predict(x: Any) -> list[Any]:
         outputs = teacher.predict(x, batch_size=256, verbose=0)
         return outputs if isinstance(outputs, list) else [outputs]
 
-    return synthetic(spec, settings.synthetic, settings.seed, predict)
+    if cluster is None:
+        return synthetic(spec, settings.synthetic, settings.seed, predict)
+    # Each process makes its own share of the samples, from its own seed.
+    return synthetic(spec, settings.synthetic // cluster.num_processes, settings.seed + cluster.process_id, predict)
 
 
 # --------------------------------------------------------------------- train
@@ -279,8 +302,46 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
           val_data: Path | None = None, out: Path | None = None, seed: int | None = None,
           weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
           verbose: Any = "auto", progress: Callable[[str], None] = print,
-          max_params: int = DEFAULT_MAX_PARAMS) -> TrainResult:
-    """Train a checked spec and write its run folder. See the module docstring."""
+          max_params: int = DEFAULT_MAX_PARAMS, shuffle: bool = True,
+          cluster: Cluster | None = None, stop: StopFlag | None = None) -> TrainResult:
+    """Train a checked spec and write its run folder. See the module docstring.
+
+    With a `cluster` (already joined), trains data-parallel over all its
+    processes; see kspec.distributed.
+    """
+    if stop is None:  # called as a library: handle signals for the length of the call
+        with StopFlag() as flag:
+            return train(spec, spec_text, data=data, synthetic_n=synthetic_n, epochs=epochs, batch_size=batch_size,
+                         validation_split=validation_split, val_data=val_data, out=out, seed=seed, weights=weights,
+                         resume=resume, strategy=strategy, verbose=verbose, progress=progress,
+                         max_params=max_params, shuffle=shuffle, cluster=cluster, stop=flag)
+    if cluster is None or cluster.is_chief:
+        return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data, out,
+                      seed, weights, resume, strategy, verbose, progress, max_params, shuffle, cluster, stop)
+    # Other processes save too (saving is collective), into a scratch folder that is then removed.
+    scratch = Path(tempfile.mkdtemp(prefix="kspec-process-"))
+    try:
+        if resume is not None:
+            resume = _copy_run(resume, scratch)
+        return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data,
+                      scratch / "run", seed, weights, resume, strategy, verbose, progress, max_params, shuffle,
+                      cluster, stop)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _copy_run(run: Path, scratch: Path) -> Path:
+    """A private copy of a run folder, for a process that resumes it without writing to it."""
+    copy = scratch / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int | None, epochs: int | None,
+           batch_size: int | None, validation_split: float | None, val_data: Path | None, out: Path | None,
+           seed: int | None, weights: Path | None, resume: Path | None, strategy: str | None, verbose: Any,
+           progress: Callable[[str], None], max_params: int, shuffle: bool,
+           cluster: Cluster | None, stop: StopFlag) -> TrainResult:
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -292,31 +353,41 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     else:
         if data is None and synthetic_n is None:
             raise fail(RunError, spec.file, "no training data", "give --data FILE.npz or --synthetic N")
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+            if cluster is not None:
+                seed = shared_seed(seed)
         settings = RunSettings(
-            spec=spec.file, seed=seed if seed is not None else secrets.randbelow(2**31),
+            spec=spec.file, seed=seed,
             epochs=epochs or spec.training.epochs or DEFAULT_EPOCHS,
             batch_size=batch_size or spec.training.batch_size or DEFAULT_BATCH_SIZE,
             data=str(data) if data else None, synthetic=synthetic_n,
             validation_split=validation_split if validation_split is not None else spec.training.validation_split,
             val_data=str(val_data) if val_data else None, weights=str(weights) if weights else None,
-            strategy=strategy)
+            strategy=strategy, shuffle=shuffle, processes=cluster.num_processes if cluster else 1)
         folder = None
 
     if resume is None:
         RunFolder.choose(out, spec.name)  # refuse a used --out before any work
     keras = import_keras()
+    stop.check(spec)
     settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     seed_everything(keras, settings.seed)
+    if cluster is not None:
+        use_data_parallel(keras)
     with strategy_scope(keras, settings.strategy, progress):
         built = build(spec, max_params=max_params)
         if spec.compile is None or spec.compile.loss is None:
             raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
                        "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
-        dataset = make_data(spec, settings, output_shapes(built))
+        stop.check(spec)
+        dataset = make_data(spec, settings, output_shapes(built), cluster)
         validation = None
         if settings.val_data is not None:
             validation = load_npz(settings.val_data, spec, output_shapes(built))
+            validation = shard(validation, cluster) if cluster else validation
         model = built.model
+        stop.check(spec)
         if resume is not None:
             assert folder is not None
             model, history = _restore(keras, folder, settings)
@@ -334,15 +405,15 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     keras.utils.set_random_seed(settings.seed + start_epoch)
 
     started = time.monotonic()
-    with _StopFlag() as stop:
-        model.fit(
-            dataset.x(spec), dataset.y(spec),
-            batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
-            validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
-            validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
-            shuffle=True, verbose=verbose,
-            callbacks=_callbacks(keras, folder, settings, history, stop, progress),
-        )
+    # Signals were caught from the start; the callbacks act on them after each batch.
+    model.fit(
+        dataset.x(spec), dataset.y(spec),
+        batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
+        validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
+        validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
+        shuffle=settings.shuffle, verbose=verbose,
+        callbacks=_callbacks(keras, folder, settings, history, stop, progress),
+    )
     seconds = time.monotonic() - started
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
@@ -357,7 +428,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
     save_model(model, folder.path / "model.keras")
     folder.save_settings(settings)
     return TrainResult(folder.path, settings.epochs_completed - start_epoch, settings.epochs_completed,
-                       history, seconds)
+                       history, seconds, fingerprint(model) if cluster else None)
 
 
 def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:
