@@ -239,7 +239,7 @@ class _Importer:
             if isinstance(call.op, self.keras.layers.Layer):  # an operation is refused once reached
                 self.read_call_inputs(call, prefix)
             if call.index > 0:  # node k comes after node k-1 in file order
-                pass
+                call.deps.insert(0, by_op[id(call.op)][call.index - 1].key)
         order = self.order(graph, calls, prefix)
         self.name_tensors(order, inputs, counts)
         tensor_names = self.tensor_names(graph, order)
@@ -527,6 +527,7 @@ class _Importer:
             if key not in info["args"] or key in info["deprecated"]:
                 raise self.refuse(f"layer '{where}' ({class_name}) has '{key}' in its config, which is not an "
                                   f"argument a spec can give {class_name}")
+            if key == "dtype": continue
             if key in _ACTIVATION_ARGS and value is not None and value not in self.catalogue["activations"]:
                 raise self.refuse(f"argument '{key}' of layer '{where}' is {_shown(value)}, not the name of one "
                                   "of Keras's activations, which is all a spec can write",
