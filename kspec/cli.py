@@ -480,6 +480,33 @@ def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], ma
     click.echo(f"wrote {output}")
 
 
+@main.command(name="import")
+@click.argument("model_file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the spec to this .yaml file (default: print it).")
+@click.option("--name", help="The spec's model name, when the model's own cannot be used in a spec.")
+@handle_errors
+def import_model(model_file: Path, output: Path | None, name: str | None) -> None:
+    """Write the spec of a Keras model saved as a .keras file.
+
+    Shared layers become declared layers, nested models sub-models, and
+    arguments equal to Keras's defaults are left out. Constructs a spec
+    cannot express (Lambda layers, custom classes, raw keras.ops calls)
+    are refused with the layer's name.
+    """
+    from .files import write_text
+    from .importer import import_file
+
+    if output is not None and output.suffix not in (".yaml", ".yml"):
+        raise click.BadParameter(f"'{output}' must end in .yaml", param_hint="'-o'")
+    text = import_file(model_file, name)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_text(output, text)
+    click.echo(f"wrote {output}")
+
+
 @main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the schema to this file instead of printing it.")

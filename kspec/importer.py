@@ -22,6 +22,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,7 +34,7 @@ import yaml
 from . import catalogue as catalogue_module
 from .build import import_keras
 from .errors import KspecError, RunError, fail
-from .spec.parse import DTYPES, NAME_PATTERN, _snake_case
+from .spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
 
 __all__ = ["from_model", "import_file"]
 
@@ -76,7 +78,9 @@ def _load(keras: Any, path: Path) -> Any:
     if not path.is_file():
         raise fail(RunError, str(path), f"no such file: '{path}'", hint)
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():  # an untrained optimizer's state is not the model's
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors, ...
         message = " ".join(str(exc).split()) or type(exc).__name__
         if "safe_mode" in message:
@@ -101,7 +105,8 @@ class _Call:
 
     op: Any
     node: Any
-    index: int  # node index among this model's calls of `op`
+    absolute: int  # the node's index among all of `op`'s calls (as in KerasTensor histories)
+    index: int  # its index among this model's calls of `op`: the spec's node index
     inputs: Any = None  # the spec's `in`: None, a KerasTensor, a list of them, or a dict
     deps: list[tuple[int, int]] = field(default_factory=list)  # keys of the calls it reads
     name: str = ""
@@ -109,15 +114,11 @@ class _Call:
 
     @property
     def key(self) -> tuple[int, int]:
-        return _node_key(self.op, self.node)
+        return id(self.op), self.absolute
 
 
-def _node_key(op: Any, node: Any) -> tuple[int, int]:
-    return id(op), op._inbound_nodes.index(node)
-
-
-def _kept_nodes(graph: Any) -> Iterator[tuple[Any, Any, int]]:
-    """(operation, node, node index within the model) of every call in `graph`.
+def _kept_nodes(graph: Any) -> Iterator[tuple[Any, Any, int, int]]:
+    """(operation, node, absolute node index, node index within the model) of every call in `graph`.
 
     A layer may also have calls outside this model (or, for a functional
     model, its own node 0); Keras keeps the model's own in `graph._nodes`.
@@ -128,7 +129,7 @@ def _kept_nodes(graph: Any) -> Iterator[tuple[Any, Any, int]]:
         count = 0
         for absolute, node in enumerate(op._inbound_nodes):
             if make_node_key(op, absolute) in graph._nodes:
-                yield op, node, count
+                yield op, node, absolute, count
                 count += 1
 
 
@@ -165,12 +166,10 @@ class _Importer:
         if not isinstance(model, keras.Model):
             raise self.refuse(f"expected a Keras model, got {type(model).__name__}")
         self.check_model_class(model, model.name)
-        if name is None and not NAME_PATTERN.fullmatch(model.name):
-            raise self.refuse(f"model '{model.name}' has a name a spec cannot use",
-                              "spec names start with a letter or '_' and hold only letters, digits and '_'; "
-                              "give the spec a name of its own (the `name` argument of from_model and "
-                              "import_file)")
-        self.check_name(name or model.name, "model", name or model.name)
+        if not MODEL_NAME_PATTERN.fullmatch(name or model.name):
+            raise self.refuse(f"model '{name or model.name}' has a name a spec cannot use",
+                              "a model name is one line of text without '/'; give the spec a name of its "
+                              "own (the `name` argument of from_model and import_file, or kspec import --name)")
         if not model.trainable:
             raise self.refuse(f"model '{model.name}' is frozen (trainable=False); a spec's top-level model "
                               "cannot be frozen", "freeze a sub-model instead ('trainable: false'), or "
@@ -180,8 +179,10 @@ class _Importer:
             raise self.refuse(f"model '{model.name}' returns a dict of outputs; a spec's outputs are a list",
                               "build the model with a list of outputs")
         spec: dict[str, Any] = {"name": name or model.name}
-        spec.update(self.functional(graph, "", frozen=False))
-        spec.update(self.compile_settings(model, spec["outputs"]))
+        with _default_dtype_policy(keras):
+            spec.update(self.functional(graph, "", frozen=False))
+            keras_outputs = [tensor._keras_history[0].name for tensor in graph.outputs]  # Keras's output names
+            spec.update(self.compile_settings(model, keras_outputs, spec["outputs"]))
         return _render(spec)
 
     def graph_of(self, model: Any, path: str) -> Any:
@@ -228,10 +229,10 @@ class _Importer:
             inputs[layer.name] = self.input_spec(layer, prefix + layer.name)
         calls: dict[tuple[int, int], _Call] = {}
         by_op: dict[int, list[_Call]] = {}
-        for op, node, index in _kept_nodes(graph):
+        for op, node, absolute, index in _kept_nodes(graph):
             if isinstance(op, self.keras.layers.InputLayer):
                 continue
-            call = _Call(op, node, index)
+            call = _Call(op, node, absolute, index)
             calls[call.key] = call
             by_op.setdefault(id(op), []).append(call)
         counts = {op_id: len(op_calls) for op_id, op_calls in by_op.items()}
@@ -251,6 +252,7 @@ class _Importer:
         for call in order:
             op = call.op
             where = prefix + op.name
+            self.check_name(op.name, "sub-model" if isinstance(op, self.keras.Model) else "layer", where)
             self.own(op, path, where)
             if isinstance(op, self.keras.Model):
                 if op.name not in models:
@@ -302,7 +304,7 @@ class _Importer:
         tensor_args: dict[str, Any] = {}
         for name, value in bound.items():
             if not _tensors(value):
-                if self.is_default_argument(op, name, value, params):
+                if self.is_default_argument(name, value, params):
                     continue
                 raise self.refuse(f"call {call.index} of '{where}' passes {name}={value!r}; a spec calls a layer "
                                   "on tensors only ('in:'), and cannot pass other arguments",
@@ -316,7 +318,7 @@ class _Importer:
             if not isinstance(producer, self.keras.layers.InputLayer):
                 call.deps.append(_tensor_key(tensor)[:2])
 
-    def is_default_argument(self, op: Any, name: str, value: Any, params: Any) -> bool:
+    def is_default_argument(self, name: str, value: Any, params: Any) -> bool:
         """A non-tensor argument the rebuilt call gets anyway: its signature's default."""
         param = params.get(name)
         if param is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -527,7 +529,6 @@ class _Importer:
             if key not in info["args"] or key in info["deprecated"]:
                 raise self.refuse(f"layer '{where}' ({class_name}) has '{key}' in its config, which is not an "
                                   f"argument a spec can give {class_name}")
-            if key == "dtype": continue
             if key in _ACTIVATION_ARGS and value is not None and value not in self.catalogue["activations"]:
                 raise self.refuse(f"argument '{key}' of layer '{where}' is {_shown(value)}, not the name of one "
                                   "of Keras's activations, which is all a spec can write",
@@ -556,7 +557,10 @@ class _Importer:
             if not wrong:
                 break
             kept[wrong[0]] = config[wrong[0]]
-        return {key: config[key] for key in config if key in kept}  # in config order
+        # In config order, but the arguments every layer has (Keras lists them first) last.
+        last = [key for key in ("trainable", "dtype", "name") if key in kept]
+        ordered = [key for key in config if key in kept and key not in last] + last
+        return {key: config[key] for key in ordered}
 
     def fresh_config(self, cls: type, kept: dict[str, Any]) -> dict[str, Any] | None:
         """The config of a `cls` made from `kept` alone, or None when Keras cannot make one.
@@ -637,7 +641,7 @@ class _Importer:
         return {cls.__name__: args}
 
     # --------------------------------------------------------------- compile
-    def compile_settings(self, model: Any, outputs: list[str]) -> dict[str, Any]:
+    def compile_settings(self, model: Any, keras_outputs: list[str], outputs: list[str]) -> dict[str, Any]:
         """optimizer, loss, loss_weights and metrics, when the model was compiled."""
         config = model.get_compile_config() if getattr(model, "compiled", False) else None
         if not config:
@@ -648,7 +652,6 @@ class _Importer:
                                   "cannot carry", "a spec's compile settings are optimizer, loss, loss_weights "
                                   "and metrics")
         # jit_compile is left to Keras: it is how to run the model, not what it is.
-        keras_outputs = list(model.output_names)
         settings: dict[str, Any] = {}
         if config.get("optimizer") is not None:
             settings["optimizer"] = self.compile_object(config["optimizer"], self.keras.optimizers, "optimizer")
@@ -663,6 +666,8 @@ class _Importer:
                    outputs: list[str]) -> Any:
         """A setting by output name (Keras's output names -> the spec's), in a list, or one for all."""
         def convert(item: Any) -> Any:
+            if item is None:  # no loss (or metric) for that output
+                return None
             if module is None:
                 return float(item)
             if isinstance(item, (list, tuple)):
@@ -687,13 +692,20 @@ class _Importer:
 
     def compile_object(self, value: Any, module: Any, what: str) -> Any:
         """An optimizer, loss or metric: its name, or `{ClassName: {non-default args}}`."""
+        known = self.catalogue[{"optimizer": "optimizers", "loss": "losses", "metrics": "metrics"}[what]]
         if isinstance(value, str):
+            if value not in known["strings"] and value not in known["classes"]:
+                raise self.refuse(f"the {what} '{value}' is not one Keras knows by name, which a spec needs",
+                                  "use a Keras optimizer, loss or metric")
             return value
         if not (isinstance(value, dict) and "class_name" in value):
             raise self.refuse(f"the {what} is {_shown(value)}, which a spec cannot write")
         class_name, config = value["class_name"], value.get("config")
         if class_name == "function" and isinstance(config, str):
-            return config  # a loss or metric function, known by name
+            if not str(value.get("module", "")).startswith("keras") or config not in known["strings"]:
+                raise self.refuse(f"the {what} is the Python function '{config}', which a spec cannot carry",
+                                  "use a Keras loss or metric")
+            return config  # a Keras loss or metric function, known by name
         cls = getattr(module, class_name, None)
         if value.get("registered_name") not in (None, class_name) or not isinstance(cls, type):
             raise self.refuse(f"the {what} is the custom class '{value.get('registered_name') or class_name}', "
@@ -724,6 +736,21 @@ class _Importer:
 
 
 # ------------------------------------------------------------------ helpers
+@contextmanager
+def _default_dtype_policy(keras: Any) -> Iterator[None]:
+    """Compare with layers made as `kspec build` makes them: under the float32 policy.
+
+    A model built under mixed_float16 then keeps its layers' policy in the
+    spec, instead of it being taken for the default.
+    """
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(saved)
+
+
 def _tensor_key(tensor: Any) -> tuple[int, int, int]:
     op, node_index, tensor_index = tensor._keras_history
     return id(op), node_index, tensor_index

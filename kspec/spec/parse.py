@@ -18,6 +18,7 @@ from .overrides import apply_overrides
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MODEL_NAME_PATTERN = re.compile(r"[^/\x00-\x1f]+")
 # Larger repeats are refused: Keras cannot build such a deep chain anyway.
 MAX_REPEAT = 1000
 
@@ -87,8 +88,12 @@ class Parser:
             self.unknown_keys(tree, TOP_KEYS, "the spec")
             name_node = tree.get("name")
             if isinstance(name_node, YScalar) and isinstance(name_node.value, str):
-                if self.check_name(name_node.value, name_node.loc, "model"):
+                # Nothing refers to the model's own name, so Keras's names ('mobilenetv2_1.00_224') work too.
+                if MODEL_NAME_PATTERN.fullmatch(name_node.value):
                     name = name_node.value
+                else:
+                    self.error(name_node.loc, f"invalid model name '{name_node.value}'",
+                               "a model name is one line of text without '/'")
             elif name_node is not None:
                 self.error(name_node.loc, f"'name' must be a string, got {type_name(name_node)}")
         if "sequential" in tree.entries:
