@@ -209,6 +209,8 @@ def _format_metrics(row: dict[str, float]) -> str:
 @click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the rows every epoch.")
+@click.option("--stream/--no-stream", default=None,
+              help="Read the data batch by batch from its file instead of loading it (default: above 512 MB).")
 @click.option("--distributed", is_flag=True,
               help="Train data-parallel over several processes (JAX backend); run the same command on each.")
 @click.option("--coordinator", metavar="HOST:PORT", help="Process 0's address (or JAX_COORDINATOR_ADDRESS).")
@@ -220,7 +222,7 @@ def _format_metrics(row: dict[str, float]) -> str:
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          shuffle: bool, distributed: bool, coordinator: str | None, num_processes: int | None,
+          shuffle: bool, stream: bool | None, distributed: bool, coordinator: str | None, num_processes: int | None,
           process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
           backend: str | None) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
@@ -267,7 +269,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
         model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
         batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
         weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto", max_params=max_params,
-        shuffle=shuffle, cluster=cluster, stop=stop,
+        shuffle=shuffle, cluster=cluster, stop=stop, stream=stream,
         progress=lambda text: click.echo(text, err=True))
     first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
     change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"
@@ -408,7 +410,7 @@ def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: in
 
     if data is not None:
         shapes = {ref.name: tuple(built.tensors[ref.name].shape) for ref in model_def.outputs}
-        return load_npz(data, model_def, shapes, need_targets=False)
+        return load_npz(data, model_def, shapes, need_targets=False, stream=True)  # read batch by batch
     assert synthetic_n is not None
     inputs = synthetic_inputs(model_def, synthetic_n, np.random.default_rng(seed))
     return Dataset(inputs, {}, f"synthetic data ({synthetic_n} samples, seed {seed})")

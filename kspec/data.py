@@ -12,6 +12,7 @@ the model itself, so a working training loop visibly lowers the loss.
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .arrays import StoredArray, chunks, stored_npy_folder, stored_npz_members
 from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.graph import call_inputs
@@ -47,9 +49,23 @@ class Dataset:
         arrays = [self.targets[ref.name] for ref in spec.outputs]
         return arrays[0] if len(arrays) == 1 else arrays
 
-    def take(self, rows: slice | np.ndarray) -> Dataset:
+    def take(self, rows: slice) -> Dataset:
+        """Some rows, in memory (read from the file for stored arrays)."""
         return Dataset({k: v[rows] for k, v in self.inputs.items()},
                        {k: v[rows] for k, v in self.targets.items()}, self.source)
+
+    def window(self, start: int, stop: int) -> Dataset:
+        """Rows start..stop, without reading stored arrays (a view of their file)."""
+        def part(array: Any) -> Any:
+            return array.window(start, stop) if isinstance(array, StoredArray) else array[start:stop]
+
+        return Dataset({k: part(v) for k, v in self.inputs.items()},
+                       {k: part(v) for k, v in self.targets.items()}, self.source)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the arrays are read from their file batch by batch."""
+        return any(isinstance(a, StoredArray) for a in [*self.inputs.values(), *self.targets.values()])
 
 
 # ------------------------------------------------------------ what the spec wants
@@ -99,13 +115,21 @@ def embedding_ranges(spec: ModelDef) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------- reading
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, refusing pickled objects and broken files."""
+# Data files larger than this are read batch by batch from the file, not loaded.
+STREAM_BYTES = 512 * 2**20
+
+
+def read_npz(path: Path, stream: bool | None = None) -> dict[str, Any]:
+    """The arrays of an .npz file (or a folder of .npy files), refusing pickled objects and broken files.
+
+    With `stream` (or, when None, for data over STREAM_BYTES), arrays that can
+    be read in place come back as StoredArrays, read a few rows at a time.
+    """
     name = str(path)
     if not path.exists():
         raise fail(DataError, name, "data file not found", "check the path")
     if path.is_dir():
-        raise fail(DataError, name, "is a directory, not an .npz file")
+        return _read_npy_folder(path, stream)
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
             starts_like_zip = handle.read(4) == b"PK\x03\x04"
@@ -115,15 +139,37 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise fail(DataError, name, "not an .npz file",
                    "save the arrays with numpy.savez(FILE, input_name=array, ...)")
     try:
+        stored = stored_npz_members(path)
+        if stream is None:
+            stream = sum(a.nbytes for a in stored.values() if a is not None) > STREAM_BYTES
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            return {key: stored[key] if stream and stored.get(key) is not None else archive[key]
+                    for key in archive.files}
     except ValueError as exc:
-        if "pickle" in str(exc):
+        if "pickle" in str(exc) or "object" in str(exc):
             raise fail(DataError, name, "holds Python objects, which kspec does not load",
                        "store plain numeric arrays") from None
         raise fail(DataError, name, f"cannot read the .npz file: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, struct.error) as exc:
         raise fail(DataError, name, f"cannot read the .npz file (corrupt or truncated): {exc}") from None
+
+
+def _read_npy_folder(path: Path, stream: bool | None) -> dict[str, Any]:
+    """A folder of KEY.npy files, one per input and output."""
+    if not any(path.glob("*.npy")):
+        raise fail(DataError, str(path), "is a directory, not an .npz file",
+                   "give an .npz file, or a folder of KEY.npy files")
+    try:
+        stored = stored_npy_folder(path)
+        if stream is None:
+            stream = sum(a.nbytes for a in stored.values() if a is not None) > STREAM_BYTES
+        return {key: stored[key] if stream and stored[key] is not None
+                else np.load(path / f"{key}.npy", allow_pickle=False) for key in stored}
+    except ValueError as exc:
+        raise fail(DataError, str(path), f"cannot read a .npy file: {exc}",
+                   "store plain numeric arrays with numpy.save") from None
+    except (OSError, EOFError) as exc:
+        raise fail(DataError, str(path), f"cannot read a .npy file (corrupt or truncated): {exc}") from None
 
 
 def _shape_text(shape: tuple[Any, ...]) -> str:
@@ -169,10 +215,10 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
     inputs = {inp.name: _check_input(named[inp.name], inp, source) for inp in spec.inputs}
     ranges = embedding_ranges(spec)
     for name, limit in ranges.items():
-        values = inputs[name]
-        if values.size and (values.min() < 0 or values.max() >= limit):
+        low, high = _min_max(inputs[name])
+        if low is not None and (low < 0 or high >= limit):
             raise fail(DataError, source,
-                       f"array '{name}' holds ids from {values.min()} to {values.max()}, outside the "
+                       f"array '{name}' holds ids from {low} to {high}, outside the "
                        f"Embedding's input_dim {limit}", f"ids must lie in [0, {limit - 1}]")
     targets = {}
     if need_targets:
@@ -192,22 +238,45 @@ def _check_input(array: np.ndarray, inp: Any, source: str) -> np.ndarray:
         if not np.issubdtype(array.dtype, np.integer):
             raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                        f"expects integers ({dtype})", "store it as an integer array")
-        return array.astype(dtype, copy=False)
+        return _as(array, dtype)
     if dtype == "bool":
-        return array.astype(bool, copy=False)
+        return _as(array, bool)
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                    f"expects numbers ({dtype})")
-    array = array.astype(dtype, copy=False)
     _check_finite(array, inp.name, source)
-    return array
+    return _as(array, dtype)
 
 
-def _check_finite(array: np.ndarray, name: str, source: str) -> None:
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        bad = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
-        raise fail(DataError, source, f"array '{name}' holds NaN or infinity (first in row {bad})",
-                   "clean or drop those rows before training")
+def _as(array: Any, dtype: Any, row_shape: tuple[int, ...] | None = None) -> Any:
+    """`array` as `dtype` (and rows of `row_shape`): converted now in memory, per read when stored."""
+    if isinstance(array, StoredArray):
+        return array.view(dtype, row_shape)
+    array = array.astype(dtype, copy=False)
+    return array if row_shape is None else array.reshape((len(array),) + row_shape)
+
+
+def _min_max(array: Any) -> tuple[Any, Any]:
+    """Smallest and largest value, a chunk at a time; (None, None) for an empty array."""
+    low = high = None
+    for chunk in chunks(array):
+        if chunk.size:
+            low = chunk.min() if low is None else min(low, chunk.min())
+            high = chunk.max() if high is None else max(high, chunk.max())
+    return low, high
+
+
+def _check_finite(array: Any, name: str, source: str) -> None:
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    row = 0
+    for chunk in chunks(array):
+        finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if not finite.all():
+            bad = row + int(np.flatnonzero(~finite)[0])
+            raise fail(DataError, source, f"array '{name}' holds NaN or infinity (first in row {bad})",
+                       "clean or drop those rows before training")
+        row += len(chunk)
 
 
 def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], kind: str,
@@ -221,8 +290,9 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
         if not np.issubdtype(array.dtype, np.integer):
             raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; a sparse categorical loss "
                        "expects integer class ids")
-        if array.size and (array.min() < 0 or array.max() >= classes):
-            raise fail(DataError, source, f"array '{name}' holds class ids from {array.min()} to {array.max()}; "
+        low, high = _min_max(array)
+        if low is not None and (low < 0 or high >= classes):
+            raise fail(DataError, source, f"array '{name}' holds class ids from {low} to {high}; "
                        f"output '{name}' has {classes} classes", f"ids must lie in [0, {classes - 1}]")
         return array
     expected = tuple(output_shape)
@@ -231,16 +301,15 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
                    f"expects {_shape_text(expected)}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
-    array = array.astype("float32", copy=False).reshape((len(array),) + tuple(expected[1:]))
     _check_finite(array, name, source)
-    return array
+    return _as(array, "float32", tuple(expected[1:]))
 
 
 def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
-             need_targets: bool = True) -> Dataset:
-    """Read an .npz file and check it against the spec."""
+             need_targets: bool = True, stream: bool | None = None) -> Dataset:
+    """Read an .npz file (or a folder of .npy files) and check it against the spec."""
     path = Path(path)
-    return check_arrays(read_npz(path), spec, output_shapes, str(path), need_targets)
+    return check_arrays(read_npz(path, stream), spec, output_shapes, str(path), need_targets)
 
 
 # ----------------------------------------------------------------- synthetic

@@ -44,7 +44,7 @@ def shard(dataset: Dataset, cluster: Cluster) -> Dataset:
                    "give every process the same data file")
     per_process = len(dataset) // cluster.num_processes
     start = cluster.process_id * per_process
-    return dataset.take(slice(start, start + per_process))
+    return dataset.window(start, start + per_process)
 
 
 def shared_seed(seed: int) -> int:

@@ -30,8 +30,15 @@ def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
     """Every loss and metric of the trained model on the data."""
     built = load_trained(spec, weights, max_params)
     dataset = load_npz(data, spec, _output_shapes(built))
-    results = built.model.evaluate(dataset.x(spec), dataset.y(spec), batch_size=batch_size,
-                                   verbose=verbose, return_dict=True)
+    if dataset.streamed:  # larger than memory: read batch by batch
+        from .backend import import_keras
+        from .feed import batch_stream
+
+        feed = batch_stream(import_keras(), spec, dataset, batch_size)
+        results = built.model.evaluate(feed, verbose=verbose, return_dict=True)
+    else:
+        results = built.model.evaluate(dataset.x(spec), dataset.y(spec), batch_size=batch_size,
+                                       verbose=verbose, return_dict=True)
     return {name: float(value) for name, value in results.items()}
 
 
@@ -43,7 +50,7 @@ def predict(spec: ModelDef, weights: Path, data: Path, output: Path, batch_size:
     inputs are never copied as a whole.
     """
     built = load_trained(spec, weights, max_params)
-    dataset = load_npz(data, spec, _output_shapes(built), need_targets=False)
+    dataset = load_npz(data, spec, _output_shapes(built), need_targets=False, stream=True)
     n = len(dataset)
     names = spec.output_names
     results: dict[str, np.ndarray] = {}

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, curves
-from .build import DEFAULT_MAX_PARAMS, Built, build, import_keras, keras_errors, load_weights
 from .backend import Cluster
+from .build import DEFAULT_MAX_PARAMS, Built, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .distributed import fingerprint, shard, shared_seed, use_data_parallel
+from .feed import batch_stream
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
 from .spec.model import ModelDef
@@ -63,6 +64,7 @@ class RunSettings:
     weights: str | None = None
     strategy: str | None = None
     shuffle: bool = True
+    stream: bool | None = None  # read data batch by batch from the file (None: when it is large)
     processes: int = 1  # with --distributed: the batch size is per process
     epochs_completed: int = 0
     status: str = "running"
@@ -281,7 +283,7 @@ def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, t
               cluster: Cluster | None = None) -> Dataset:
     """The training data; in a distributed run, this process's share of it."""
     if settings.data is not None:
-        dataset = load_npz(settings.data, spec, student_shapes)
+        dataset = load_npz(settings.data, spec, student_shapes, stream=settings.stream)
         return shard(dataset, cluster) if cluster else dataset
     assert settings.synthetic is not None
     teacher = build(spec, compile=False).model  # the same on every process: built from the same seed
@@ -303,7 +305,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
           weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
           verbose: Any = "auto", progress: Callable[[str], None] = print,
           max_params: int = DEFAULT_MAX_PARAMS, shuffle: bool = True,
-          cluster: Cluster | None = None, stop: StopFlag | None = None) -> TrainResult:
+          cluster: Cluster | None = None, stop: StopFlag | None = None, stream: bool | None = None) -> TrainResult:
     """Train a checked spec and write its run folder. See the module docstring.
 
     With a `cluster` (already joined), trains data-parallel over all its
@@ -314,10 +316,10 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
             return train(spec, spec_text, data=data, synthetic_n=synthetic_n, epochs=epochs, batch_size=batch_size,
                          validation_split=validation_split, val_data=val_data, out=out, seed=seed, weights=weights,
                          resume=resume, strategy=strategy, verbose=verbose, progress=progress,
-                         max_params=max_params, shuffle=shuffle, cluster=cluster, stop=flag)
+                         max_params=max_params, shuffle=shuffle, cluster=cluster, stop=flag, stream=stream)
     if cluster is None or cluster.is_chief:
         return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data, out,
-                      seed, weights, resume, strategy, verbose, progress, max_params, shuffle, cluster, stop)
+                      seed, weights, resume, strategy, verbose, progress, max_params, shuffle, cluster, stop, stream)
     # Other processes save too (saving is collective), into a scratch folder that is then removed.
     scratch = Path(tempfile.mkdtemp(prefix="kspec-process-"))
     try:
@@ -325,7 +327,7 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
             resume = _copy_run(resume, scratch)
         return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data,
                       scratch / "run", seed, weights, resume, strategy, verbose, progress, max_params, shuffle,
-                      cluster, stop)
+                      cluster, stop, stream)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -341,7 +343,7 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
            batch_size: int | None, validation_split: float | None, val_data: Path | None, out: Path | None,
            seed: int | None, weights: Path | None, resume: Path | None, strategy: str | None, verbose: Any,
            progress: Callable[[str], None], max_params: int, shuffle: bool,
-           cluster: Cluster | None, stop: StopFlag) -> TrainResult:
+           cluster: Cluster | None, stop: StopFlag, stream: bool | None) -> TrainResult:
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -364,7 +366,7 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
             data=str(data) if data else None, synthetic=synthetic_n,
             validation_split=validation_split if validation_split is not None else spec.training.validation_split,
             val_data=str(val_data) if val_data else None, weights=str(weights) if weights else None,
-            strategy=strategy, shuffle=shuffle, processes=cluster.num_processes if cluster else 1)
+            strategy=strategy, shuffle=shuffle, stream=stream, processes=cluster.num_processes if cluster else 1)
         folder = None
 
     if resume is None:
@@ -384,7 +386,7 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
         dataset = make_data(spec, settings, output_shapes(built), cluster)
         validation = None
         if settings.val_data is not None:
-            validation = load_npz(settings.val_data, spec, output_shapes(built))
+            validation = load_npz(settings.val_data, spec, output_shapes(built), stream=settings.stream)
             validation = shard(validation, cluster) if cluster else validation
         model = built.model
         stop.check(spec)
@@ -406,14 +408,19 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
 
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
-    model.fit(
-        dataset.x(spec), dataset.y(spec),
-        batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
-        validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
-        validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
-        shuffle=settings.shuffle, verbose=verbose,
-        callbacks=_callbacks(keras, folder, settings, history, stop, progress),
-    )
+    callbacks = _callbacks(keras, folder, settings, history, stop, progress)
+    if dataset.streamed or (validation is not None and validation.streamed):
+        train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
+        model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs, initial_epoch=start_epoch,
+                  verbose=verbose, callbacks=callbacks)
+    else:
+        model.fit(
+            dataset.x(spec), dataset.y(spec),
+            batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
+            validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
+            validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
+            shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
+        )
     seconds = time.monotonic() - started
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
@@ -429,6 +436,18 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
     folder.save_settings(settings)
     return TrainResult(folder.path, settings.epochs_completed - start_epoch, settings.epochs_completed,
                        history, seconds, fingerprint(model) if cluster else None)
+
+
+def _streams(keras: Any, spec: ModelDef, dataset: Dataset, validation: Dataset | None,
+             settings: RunSettings) -> tuple[Any, Any]:
+    """Batch streams for data read from its file: training, and validation (its own, or the last rows)."""
+    if validation is None and settings.validation_split:
+        split = len(dataset) - int(len(dataset) * settings.validation_split)  # the last rows, as Keras takes them
+        dataset, validation = dataset.window(0, split), dataset.window(split, len(dataset))
+    train_feed = batch_stream(keras, spec, dataset, settings.batch_size, settings.shuffle,
+                              settings.seed + settings.epochs_completed)
+    validation_feed = batch_stream(keras, spec, validation, settings.batch_size) if validation else None
+    return train_feed, validation_feed
 
 
 def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:

@@ -1,0 +1,105 @@
+"""Data larger than memory: stored arrays read batch by batch, with memory that does not grow with the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SPECS
+
+from kspec.arrays import StoredArray, stored_npz_members
+from kspec.cli import main
+from kspec.data import read_npz
+
+
+def test_uncompressed_members_are_read_in_place(tmp_path):
+    path = tmp_path / "d.npz"
+    image = np.arange(2 * 8 * 8, dtype="float32").reshape(2, 8, 8, 1)
+    np.savez(path, image=image, digit=np.array([3, 4]))
+    arrays = read_npz(path, stream=True)
+    assert isinstance(arrays["image"], StoredArray) and arrays["image"].shape == (2, 8, 8, 1)
+    np.testing.assert_array_equal(arrays["image"][0:2], image)
+    np.testing.assert_array_equal(arrays["image"].window(1, 2)[0:1], image[1:2])
+    compressed = tmp_path / "c.npz"
+    np.savez_compressed(compressed, image=image)
+    assert stored_npz_members(compressed) == {"image": None}  # compressed members are loaded instead
+    np.testing.assert_array_equal(read_npz(compressed, stream=True)["image"], image)
+
+
+def _train_mlp(tmp_path: Path, mode: str, *extra: str) -> np.ndarray:
+    run = tmp_path / f"{mode.strip('-')}{len(extra)}"
+    result = CliRunner().invoke(main, ["train", str(SPECS / "mlp.yaml"), "--data", str(tmp_path / "data.npz"),
+                                       "--batch-size", "64", "--no-shuffle", "--seed", "1", "--validation-split",
+                                       "0.2", "--out", str(run), "-q", mode, *extra])
+    assert result.exit_code == 0, result.output
+    return np.loadtxt(run / "history.csv", delimiter=",", skiprows=1, ndmin=2)
+
+
+def test_streamed_batches_hold_the_same_data_as_in_memory(tmp_path):
+    # With a learning rate of 0 the model stays as initialised, so an epoch's losses and
+    # accuracies measure exactly the data each path fed it.
+    _mlp_data(tmp_path / "data.npz", 600)
+    frozen = ("--set", "optimizer={SGD: {learning_rate: 0.0}}")
+    streamed, in_memory = _train_mlp(tmp_path, "--stream", *frozen), _train_mlp(tmp_path, "--no-stream", *frozen)
+    np.testing.assert_allclose(streamed, in_memory, rtol=1e-5)
+
+
+def test_streamed_training_learns(tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = rng.random((600, 784), dtype="float32")
+    labels = np.eye(10, dtype="float32")[(inputs[:, :10].argmax(axis=1))]  # a learnable rule
+    np.savez(tmp_path / "data.npz", inputs=inputs, predictions=labels)
+    history = _train_mlp(tmp_path, "--stream", "--epochs", "6")
+    assert history[-1, 2] < 0.95 * history[0, 2]  # the training loss column falls
+
+
+def test_a_folder_of_npy_files_is_data(tmp_path):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    with np.load(ROOT / "data" / "digits.npz") as archive:
+        for key in archive.files:
+            np.save(folder / f"{key}.npy", archive[key][:200])
+    result = CliRunner().invoke(main, ["train", str(SPECS / "digits_cnn.yaml"), "--data", str(folder), "--epochs", "1",
+                                       "--out", str(tmp_path / "run"), "-q", "--stream"])
+    assert result.exit_code == 0, result.output
+
+
+def _peak_memory(args: list[str]) -> int:
+    """Peak resident memory (KiB) of a kspec command run in its own process."""
+    code = ("import resource, runpy, sys\n"
+            f"sys.argv = ['kspec', *{args!r}]\n"
+            "try:\n    runpy.run_module('kspec', run_name='__main__')\n"
+            "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def _mlp_data(path: Path, rows: int) -> int:
+    rng = np.random.default_rng(0)
+    np.savez(path, inputs=rng.random((rows, 784), dtype="float32"),
+             predictions=np.eye(10, dtype="float32")[rng.integers(0, 10, rows)])
+    return path.stat().st_size
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_file(tmp_path):
+    small, large = tmp_path / "small.npz", tmp_path / "large.npz"
+    small_bytes, large_bytes = _mlp_data(small, 10_000), _mlp_data(large, 80_000)  # about 32 MB and 254 MB
+    weights = tmp_path / "mlp.keras"
+    assert CliRunner().invoke(main, ["build", str(SPECS / "mlp.yaml"), "-o", str(weights)]).exit_code == 0
+    for command in (["train", str(SPECS / "mlp.yaml"), "--epochs", "1", "--batch-size", "256", "--stream", "-q"],
+                    ["predict", str(SPECS / "mlp.yaml"), "--weights", str(weights), "--batch-size", "256"]):
+        peaks = []
+        for data in (small, large):
+            extra = ["--out", str(tmp_path / f"run-{data.stem}")] if command[0] == "train" else \
+                ["-o", str(tmp_path / f"pred-{data.stem}.npz")]
+            peaks.append(_peak_memory([*command, "--data", str(data), *extra]))
+        grown = (peaks[1] - peaks[0]) * 1024
+        # 222 MB more data; the process may grow by the predictions it keeps (3 MB), not by the data.
+        assert grown < 0.25 * (large_bytes - small_bytes), (command[0], peaks)
