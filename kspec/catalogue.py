@@ -128,6 +128,8 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
     for name in sorted(candidates):
         try:
             get(name)
+        except ImportError:
+            pass  # a real name whose object needs an optional package (e.g. 'stft' needs scipy)
         except Exception:
             continue
         strings.append(name)
