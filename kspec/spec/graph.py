@@ -6,7 +6,7 @@ it, numbered in file order (the order Python would call it in).
 
 from __future__ import annotations
 
-from .model import CallInputs, Edge, ModelDef, Ref
+from .model import CallInputs, ModelDef, Ref
 
 
 def call_inputs(model: ModelDef, index: int) -> CallInputs:
@@ -38,7 +38,3 @@ def node_indices(model: ModelDef) -> dict[int, int]:
         result[index] = node
     return result
 
-
-def calls_of(model: ModelDef, layer_name: str) -> list[Edge]:
-    """Edges that call a declared layer or sub-model, in node order."""
-    return [edge for edge in model.edges if edge.target is not None and edge.target.name == layer_name]

@@ -48,9 +48,6 @@ class Parser:
     def error(self, loc: Location, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(loc, message, hint))
 
-    def warn(self, loc: Location, message: str, hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(loc, message, hint, severity="warning"))
-
     def expect_map(self, node: YNode, what: str, hint: str | None = None) -> YMap | None:
         if isinstance(node, YMap):
             return node
