@@ -7,7 +7,8 @@ Peak memory is the process's own high-water mark (VmHWM), so
 each job runs alone in its process. With BENCH_TRACEMALLOC=1 the job also
 records which lines had allocated the most memory when Keras was first handed
 the data (the first fit/predict call): a memory profile, slow, used only to
-explain a missed target.
+explain a missed target. With BENCH_PROFILE=1 the job runs under cProfile, its
+data-reading threads included, and the result holds what the profile showed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
+from common import profile  # noqa: E402
 from epochs import epoch_timer, timed_fit  # noqa: E402
 
 TRACE = os.environ.get("BENCH_TRACEMALLOC") == "1"
+PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 _snapshot: dict[str, Any] = {}
 
 
@@ -116,13 +119,18 @@ def main() -> None:
         tracemalloc.start(30)
         snapshot_on_first_data_call()
     timer = epoch_timer()
-    if job == "kspec":
-        code = run_kspec(args, timer)
-    else:
+
+    def work() -> int:
+        if job == "kspec":
+            return run_kspec(args, timer)
         stem, data, batch_size, epochs = args
-        code = run_fit(stem, data, int(batch_size), int(epochs), timer)
+        return run_fit(stem, data, int(batch_size), int(epochs), timer)
+
+    codes: list[int] = []
+    text = profile(lambda: codes.append(work()), threads=True) if PROFILE else None
+    code = codes[0] if PROFILE else work()
     result = {"exit_code": code, "peak_rss_bytes": peak_rss_bytes(), "rss_after_import_bytes": start,
-              "epoch_seconds": timer.seconds}
+              "epoch_seconds": timer.seconds, "profile": text}
     if TRACE:
         result["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
         result["at_first_data_call"] = _snapshot

@@ -18,6 +18,7 @@ import pstats
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ def check(value: float | None, sense: str, limit: float) -> bool | None:
 
 
 def row(figure: str, value: float | None, sense: str, limit: float, note: str = "", unit: str = "x") -> Row:
-    return Row(figure, value, f"{sense} {limit:g}{'' if unit == 'x' else ' ' + unit}",
+    return Row(figure, value, f"{sense} {limit:g}{'' if unit in ('x', '') else ' ' + unit}",
                check(value, sense, limit), note, unit)
 
 
@@ -115,20 +116,36 @@ def run_seconds(command: Sequence[str], env: dict[str, str] | None = None) -> fl
 
 
 # --------------------------------------------------------------- profiles
-def profile(function: Callable[[], Any], focus: str = "kspec", top: int = 12) -> str:
+def profile(function: Callable[[], Any], focus: str = "kspec", top: int = 12, threads: bool = False) -> str:
     """cProfile `function`; return where the time went, with `focus`'s own functions first.
 
     Lists the focus package's functions by cumulative time, the whole run's
     functions by own time, and the share of the run spent in the package's
-    own code (its functions' own time).
+    own code (its functions' own time). With `threads`, threads started
+    during the call (e.g. Keras's data workers) are profiled too and added in.
     """
-    profiler = cProfile.Profile()
-    profiler.enable()
+    profilers = [cProfile.Profile()]
+
+    def start_in_thread(*_: Any) -> None:  # the first event of each new thread
+        sys.setprofile(None)
+        profilers.append(cProfile.Profile())
+        profilers[-1].enable()
+
+    if threads:
+        threading.setprofile(start_in_thread)
+    profilers[0].enable()
     try:
         function()
     finally:
-        profiler.disable()
-    stats = pstats.Stats(profiler)
+        profilers[0].disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+    stats = pstats.Stats(profilers[0])
+    for extra in profilers[1:]:
+        stats.add(extra)
+    return _summary(stats, focus, top, len(profilers))
+
+
+def _summary(stats: pstats.Stats, focus: str, top: int, threads: int) -> str:
     total = stats.total_tt  # type: ignore[attr-defined]
     entries = stats.stats  # type: ignore[attr-defined]  # (file, line, name) -> (cc, nc, tt, ct, callers)
     marker = f"{os.sep}{focus}{os.sep}"
@@ -140,8 +157,8 @@ def profile(function: Callable[[], Any], focus: str = "kspec", top: int = 12) ->
 
     own = [(key, value) for key, value in entries.items() if marker in key[0]]
     own_time = sum(value[2] for _, value in own)
-    lines = [f"profiled total {total:.3f} s; own time in {focus}/ code {own_time:.3f} s "
-             f"({100 * own_time / total if total else 0:.1f}%)",
+    lines = [f"profiled total {total:.3f} s{f' over {threads} threads' if threads > 1 else ''}; own time in "
+             f"{focus}/ code {own_time:.3f} s ({100 * own_time / total if total else 0:.1f}%)",
              f"{focus} functions by cumulative time:"]
     for key, value in sorted(own, key=lambda kv: -kv[1][3])[:top]:
         lines.append(f"  {value[3]:8.3f} s cum {value[2]:8.3f} s own {value[1]:>8} calls  {label(key)}")

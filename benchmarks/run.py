@@ -1,6 +1,6 @@
 """kspec's benchmark: every figure of issue 8, each a ratio measured side by side.
 
-    python benchmarks/run.py                 the full run (about 20 minutes on 2 cores)
+    python benchmarks/run.py                 the full run (about 15 minutes on 2 cores)
     python benchmarks/run.py --quick         every figure with tiny sizes and one round (a smoke test)
     python benchmarks/run.py --json out.json --markdown table.md
     python benchmarks/run.py --only 1,3      some figures
@@ -44,15 +44,15 @@ class Settings:
     layer_rounds: int = 5  # validate at each size
     layer_build_rounds: int = 3  # build at each size: a 5,000-layer build takes about 25 s
     train_samples: dict[str, int] = field(default_factory=lambda: {"multi_io": 1024, "shared_lstm": 256})
-    train_epochs: int = 3  # the first is left out
-    train_rounds: int = 5
+    train_epochs: int = 4  # the first is left out
+    train_rounds: int = 7
     memory_mb: int = 1024
     memory_rounds: int = 2
     memory_batch_size: int = 256
     memory_epochs: int = 2
 
 
-QUICK = Settings(validate_rounds=1, seed_rounds=1, layer_sizes=[20, 50, 100], layer_rounds=1,
+QUICK = Settings(validate_rounds=1, seed_rounds=1, layer_sizes=[10, 20, 40], layer_rounds=1,
                  layer_build_rounds=1, train_samples={"multi_io": 64, "shared_lstm": 32}, train_epochs=2,
                  train_rounds=1, memory_mb=50, memory_rounds=1)
 
@@ -122,8 +122,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--memory-mb", type=int, help="size of figure 4's data file (default 1024, quick 50)")
-    parser.add_argument("--no-profile", action="store_true", help="do not profile missed targets")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction,
+                        help="profile missed targets (default: yes, but not with --quick, whose misses are noise)")
     args = parser.parse_args()
+    profile = (not args.quick) if args.profile is None else args.profile
     settings = QUICK if args.quick else Settings()
     if args.memory_mb:
         settings.memory_mb = args.memory_mb
@@ -140,9 +142,9 @@ def main() -> int:
             figure_started = time.perf_counter()
             try:
                 if number == "5":
-                    figure_5(report, settings, folder, not args.no_profile, args.quick)
+                    figure_5(report, settings, folder, profile, args.quick)
                 else:
-                    FIGURES[number](report, settings, folder, not args.no_profile)
+                    FIGURES[number](report, settings, folder, profile)
             except Exception as exc:  # report it, finish the other figures, exit 1
                 traceback.print_exc()
                 crashed.append(number)

@@ -8,6 +8,7 @@ the training step, is left out on both sides.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import statistics
 from contextlib import contextmanager
@@ -70,7 +71,7 @@ def kspec_side(stem: str, data: Path, epochs: int, folder: Path) -> Any:
     path = ROOT / "specs" / f"{stem}.yaml"
     spec, _ = read_spec(path)
     text = spec_text(path)
-    runs = iter(range(10**6))
+    runs = itertools.count()
 
     def side() -> float:
         keras.backend.clear_session()

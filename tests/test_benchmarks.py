@@ -25,7 +25,8 @@ EXPECTED = {
     "2": ["build all 9 seed specs", "validate chain: per-layer", "validate graph: per-layer",
           "kspec validate, chain of", "build chain: per-layer", "build graph of"],
     "3": ["training throughput multi_io", "training throughput shared_lstm"],
-    "4": ["kspec train on", "kspec predict on", "kspec inspect on", "model.fit, data in memory"],
+    "4": ["kspec train on", "kspec predict on", "kspec inspect on", "model.fit, arrays in memory",
+          "kspec train --no-stream"],
     "5": ["KERAS_BACKEND=jax"],
 }
 
