@@ -35,6 +35,10 @@ class Built:
     calls: dict[tuple[str, int], Any] = field(default_factory=dict)  # (layer, node) -> output
     submodels: dict[str, Built] = field(default_factory=dict)
 
+    def output_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """Each output's shape (batch axis None), by the spec's output name."""
+        return {ref.name: tuple(self.tensors[ref.name].shape) for ref in self.spec.outputs}
+
 
 def keras_error(loc: Location, what: str, exc: Exception, hint: str | None = None) -> SpecError:
     """A located error that carries Keras's own message, on one line."""

@@ -71,6 +71,9 @@ set_option = click.option(
 max_params_option = click.option(
     "--max-params", type=click.IntRange(min=1), default=1_000_000_000, show_default=True,
     help="Refuse models with more parameters than this, before allocating them.")
+trained_weights_option = click.option(
+    "--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    help="Trained .keras file (e.g. a run's model.keras).")
 backend_option = click.option(
     "--backend", type=click.Choice(["tensorflow", "jax", "torch"]),
     help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
@@ -285,8 +288,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Trained .keras file (e.g. a run's model.keras).")
+@trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz with every input and output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -309,8 +311,7 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--weights", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Trained .keras file (e.g. a run's model.keras).")
+@trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
@@ -409,8 +410,7 @@ def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: in
     from .data import Dataset, load_npz, synthetic_inputs
 
     if data is not None:
-        shapes = {ref.name: tuple(built.tensors[ref.name].shape) for ref in model_def.outputs}
-        return load_npz(data, model_def, shapes, need_targets=False, stream=True)  # read batch by batch
+        return load_npz(data, model_def, built.output_shapes(), need_targets=False, stream=True)  # read batch by batch
     assert synthetic_n is not None
     inputs = synthetic_inputs(model_def, synthetic_n, np.random.default_rng(seed))
     return Dataset(inputs, {}, f"synthetic data ({synthetic_n} samples, seed {seed})")

@@ -21,15 +21,12 @@ def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PA
     return built
 
 
-def _output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
-    return {ref.name: tuple(built.tensors[ref.name].shape) for ref in built.spec.outputs}
-
 
 def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
              verbose: Any = "auto", max_params: int = DEFAULT_MAX_PARAMS) -> dict[str, float]:
     """Every loss and metric of the trained model on the data."""
     built = load_trained(spec, weights, max_params)
-    dataset = load_npz(data, spec, _output_shapes(built))
+    dataset = load_npz(data, spec, built.output_shapes())
     if dataset.streamed:  # larger than memory: read batch by batch
         from .backend import import_keras
         from .feed import batch_stream
@@ -50,7 +47,7 @@ def predict(spec: ModelDef, weights: Path, data: Path, output: Path, batch_size:
     inputs are never copied as a whole.
     """
     built = load_trained(spec, weights, max_params)
-    dataset = load_npz(data, spec, _output_shapes(built), need_targets=False, stream=True)
+    dataset = load_npz(data, spec, built.output_shapes(), need_targets=False, stream=True)
     n = len(dataset)
     names = spec.output_names
     results: dict[str, np.ndarray] = {}

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from . import __version__, curves
 from .backend import Cluster
-from .build import DEFAULT_MAX_PARAMS, Built, build, import_keras, keras_errors, load_weights
+from .build import DEFAULT_MAX_PARAMS, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .distributed import fingerprint, shard, shared_seed, use_data_parallel
 from .feed import batch_stream
@@ -275,10 +275,6 @@ def strategy_scope(keras: Any, strategy: str | None, progress: Callable[[str], N
 
 
 # ---------------------------------------------------------------------- data
-def output_shapes(built: Built) -> dict[str, tuple[Any, ...]]:
-    return {ref.name: tuple(built.tensors[ref.name].shape) for ref in built.spec.outputs}
-
-
 def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]],
               cluster: Cluster | None = None) -> Dataset:
     """The training data; in a distributed run, this process's share of it."""
@@ -383,10 +379,10 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
             raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
                        "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
         stop.check(spec)
-        dataset = make_data(spec, settings, output_shapes(built), cluster)
+        dataset = make_data(spec, settings, built.output_shapes(), cluster)
         validation = None
         if settings.val_data is not None:
-            validation = load_npz(settings.val_data, spec, output_shapes(built), stream=settings.stream)
+            validation = load_npz(settings.val_data, spec, built.output_shapes(), stream=settings.stream)
             validation = shard(validation, cluster) if cluster else validation
         model = built.model
         stop.check(spec)
