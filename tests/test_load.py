@@ -70,3 +70,50 @@ def test_scalars_record_their_text():
     node = tree.get("a")
     assert isinstance(node, YScalar) and node.value == 16 and node.text == "0x10"
     assert isinstance(tree, YMap)
+
+
+def _located(node):
+    """A tree as plain data with every location in it, to compare two loaders' trees."""
+    if isinstance(node, YScalar):
+        return (node.loc, node.value, type(node.value), node.text)
+    if isinstance(node, YSeq):
+        return (node.loc, [_located(item) for item in node.items])
+    return (node.loc, {key: (_located(k), _located(v)) for key, k, v in node.items()})
+
+
+def _spec_texts():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    paths = sorted(root.glob("specs/*.yaml")) + sorted((root / "tests/specs/invalid").glob("*.yaml"))
+    return [pytest.param(path, id=path.name) for path in paths]
+
+
+@pytest.mark.parametrize("path", _spec_texts())
+def test_libyaml_and_python_loaders_agree(path, monkeypatch):
+    # Specs are composed by libyaml when PyYAML has it, and by the pure-Python
+    # loader on its errors: both must give the same tree or the same error.
+    import yaml
+
+    from kspec.spec import load
+
+    if load._FastLoader is load._Loader:
+        pytest.skip("this PyYAML was built without libyaml")
+    assert issubclass(load._FastLoader, yaml.CSafeLoader)
+    text = path.read_text(encoding="utf-8", errors="replace")
+
+    def outcome():
+        try:
+            return _located(parse_text(text, path.name))
+        except SpecError as exc:
+            return str(exc)
+
+    fast = outcome()
+    monkeypatch.setattr(load, "_FastLoader", load._Loader)
+    assert outcome() == fast
+
+
+def test_columns_count_characters_not_bytes():
+    # libyaml reads UTF-8 bytes; its marks must still count characters, as editors do.
+    tree = parse_text('a: {b: "é€😀", c: [1, 2]}\n', "f.yaml")
+    assert tree.get("a").get("c").loc == Location("f.yaml", 1, 18)

@@ -9,7 +9,7 @@ import yaml
 
 from ..errors import Diagnostic, SpecError
 from .check import check_model
-from .load import parse_text, to_python
+from .load import gc_paused, parse_text, to_python
 from .model import ModelDef
 from .overrides import apply_overrides
 from .parse import parse
@@ -21,10 +21,11 @@ def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelDef 
     The model is None when the file could not be parsed at all. Diagnostics
     include warnings; the spec is valid when none of them is an error.
     """
-    model, diagnostics = parse(path, overrides)
-    if model is not None:
-        # Semantic checks run even after structural errors, so one pass shows all.
-        diagnostics += list(check_model(model))
+    with gc_paused():
+        model, diagnostics = parse(path, overrides)
+        if model is not None:
+            # Semantic checks run even after structural errors, so one pass shows all.
+            diagnostics += list(check_model(model))
     return model, sorted(set(diagnostics), key=lambda d: (d.location, d.message))
 
 
