@@ -211,6 +211,9 @@ def _format_metrics(row: dict[str, float]) -> str:
               help="Train on all local devices with tf.distribute.MirroredStrategy.")
 @click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
+@click.option("--checkpoint-interval", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Checkpoint an epoch only when this long has passed since the last checkpoint (default 60; "
+                   "0: every epoch). The last epoch, and the last finished one when stopped, are always kept.")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the rows every epoch.")
 @click.option("--stream/--no-stream", default=None,
               help="Read the data batch by batch from its file instead of loading it (default: above 512 MB).")
@@ -225,13 +228,13 @@ def _format_metrics(row: dict[str, float]) -> str:
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          shuffle: bool, stream: bool | None, distributed: bool, coordinator: str | None, num_processes: int | None,
+          checkpoint_interval: float | None, shuffle: bool, stream: bool | None, distributed: bool, coordinator: str | None, num_processes: int | None,
           process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
           backend: str | None) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
-    history.csv, checkpoints of the last epochs and TensorBoard logs.
+    history.csv, the last checkpoints and TensorBoard logs.
     Ctrl-C stops after the current batch and keeps the last finished epoch;
     --resume continues from there.
     """
@@ -272,7 +275,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
         model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
         batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
         weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto", max_params=max_params,
-        shuffle=shuffle, cluster=cluster, stop=stop, stream=stream,
+        shuffle=shuffle, cluster=cluster, stop=stop, stream=stream, checkpoint_interval=checkpoint_interval,
         progress=lambda text: click.echo(text, err=True))
     first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
     change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"

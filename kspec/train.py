@@ -5,16 +5,17 @@ A run folder holds everything needed to continue or reuse a run:
     spec.yaml        the spec as run
     run.json         seed, data, batch size, epochs, versions, status
     history.csv      one row per finished epoch: every loss and metric
-    checkpoints/     epoch-NNNN.keras for the last epochs (optimizer state included)
+    checkpoints/     epoch-NNNN.keras for the last checkpoints (optimizer state included)
     logs/            TensorBoard logs
     curves.png       every loss and metric per epoch (when matplotlib is installed)
     model.keras      the final model, once training has finished
 
 The folder appears, through a rename, only once it holds an epoch-0
-checkpoint. Each epoch then writes its history row first and its checkpoint
-second, each through a temporary file and a rename. `--resume` continues from
-the newest checkpoint and drops history rows past it, so whatever moment a
-run was stopped at, it resumes consistently.
+checkpoint. Each epoch then writes its history row first and, when one is due
+(see kspec.checkpointing), its checkpoint second, each through a temporary
+file and a rename. `--resume` continues from the newest checkpoint and drops
+history rows past it, so whatever moment a run was stopped at, it resumes
+consistently.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, Callable
 
 from . import __version__, curves
 from .backend import Cluster
+from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import DEFAULT_MAX_PARAMS, build, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .distributed import fingerprint, shard, shared_seed, use_data_parallel
@@ -66,6 +68,7 @@ class RunSettings:
     shuffle: bool = True
     stream: bool | None = None  # read data batch by batch from the file (None: when it is large)
     processes: int = 1  # with --distributed: the batch size is per process
+    checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between checkpoints (the last epoch always has one)
     epochs_completed: int = 0
     status: str = "running"
     versions: dict[str, str] = field(default_factory=dict)
@@ -223,7 +226,7 @@ class StopFlag:
 
 
 def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
-               stop: StopFlag, progress: Callable[[str], None]) -> list[Any]:
+               stop: StopFlag, progress: Callable[[str], None], checkpointer: Checkpointer) -> list[Any]:
     class StopOnSignal(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if stop.signal is not None and not self.model.stop_training:
@@ -238,14 +241,12 @@ def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: li
             history.append(row)
             folder.write_history(history)
             try:
-                folder.save_checkpoint(self.model, epoch + 1)
+                checkpointer.epoch_end(self.model, epoch + 1)
             except RunError:  # e.g. a full disk: take the row back, so history matches the checkpoints
                 history.pop()
                 with contextlib.suppress(RunError):
                     folder.write_history(history)
                 raise
-            settings.epochs_completed = epoch + 1
-            folder.save_settings(settings)
 
     return [StopOnSignal(), RecordEpoch(), keras.callbacks.TensorBoard(log_dir=str(folder.path / "logs"))]
 
@@ -301,29 +302,30 @@ def train(spec: ModelDef, spec_text: str, *, data: Path | None = None, synthetic
           weights: Path | None = None, resume: Path | None = None, strategy: str | None = None,
           verbose: Any = "auto", progress: Callable[[str], None] = print,
           max_params: int = DEFAULT_MAX_PARAMS, shuffle: bool = True,
-          cluster: Cluster | None = None, stop: StopFlag | None = None, stream: bool | None = None) -> TrainResult:
+          cluster: Cluster | None = None, stop: StopFlag | None = None, stream: bool | None = None,
+          checkpoint_interval: float | None = None) -> TrainResult:
     """Train a checked spec and write its run folder. See the module docstring.
 
     With a `cluster` (already joined), trains data-parallel over all its
-    processes; see kspec.distributed.
+    processes; see kspec.distributed. `checkpoint_interval` is in seconds
+    (default: a new run's 60, a resumed run's own); see kspec.checkpointing.
     """
+    options = dict(data=data, synthetic_n=synthetic_n, epochs=epochs, batch_size=batch_size,
+                   validation_split=validation_split, val_data=val_data, out=out, seed=seed, weights=weights,
+                   resume=resume, strategy=strategy, verbose=verbose, progress=progress, max_params=max_params,
+                   shuffle=shuffle, cluster=cluster, stream=stream, checkpoint_interval=checkpoint_interval)
     if stop is None:  # called as a library: handle signals for the length of the call
         with StopFlag() as flag:
-            return train(spec, spec_text, data=data, synthetic_n=synthetic_n, epochs=epochs, batch_size=batch_size,
-                         validation_split=validation_split, val_data=val_data, out=out, seed=seed, weights=weights,
-                         resume=resume, strategy=strategy, verbose=verbose, progress=progress,
-                         max_params=max_params, shuffle=shuffle, cluster=cluster, stop=flag, stream=stream)
+            return _train(spec, spec_text, stop=flag, **options)
     if cluster is None or cluster.is_chief:
-        return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data, out,
-                      seed, weights, resume, strategy, verbose, progress, max_params, shuffle, cluster, stop, stream)
+        return _train(spec, spec_text, stop=stop, **options)
     # Other processes save too (saving is collective), into a scratch folder that is then removed.
     scratch = Path(tempfile.mkdtemp(prefix="kspec-process-"))
     try:
         if resume is not None:
-            resume = _copy_run(resume, scratch)
-        return _train(spec, spec_text, data, synthetic_n, epochs, batch_size, validation_split, val_data,
-                      scratch / "run", seed, weights, resume, strategy, verbose, progress, max_params, shuffle,
-                      cluster, stop, stream)
+            options["resume"] = _copy_run(resume, scratch)
+        options["out"] = scratch / "run"
+        return _train(spec, spec_text, stop=stop, **options)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -335,11 +337,12 @@ def _copy_run(run: Path, scratch: Path) -> Path:
     return copy
 
 
-def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int | None, epochs: int | None,
+def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: int | None, epochs: int | None,
            batch_size: int | None, validation_split: float | None, val_data: Path | None, out: Path | None,
            seed: int | None, weights: Path | None, resume: Path | None, strategy: str | None, verbose: Any,
            progress: Callable[[str], None], max_params: int, shuffle: bool,
-           cluster: Cluster | None, stop: StopFlag, stream: bool | None) -> TrainResult:
+           cluster: Cluster | None, stop: StopFlag, stream: bool | None,
+           checkpoint_interval: float | None) -> TrainResult:
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -348,6 +351,8 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
                        "resume with the same spec, or start a new run")
         if epochs is not None:
             settings.epochs = epochs
+        if checkpoint_interval is not None:
+            settings.checkpoint_interval = checkpoint_interval
     else:
         if data is None and synthetic_n is None:
             raise fail(RunError, spec.file, "no training data", "give --data FILE.npz or --synthetic N")
@@ -362,7 +367,8 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
             data=str(data) if data else None, synthetic=synthetic_n,
             validation_split=validation_split if validation_split is not None else spec.training.validation_split,
             val_data=str(val_data) if val_data else None, weights=str(weights) if weights else None,
-            strategy=strategy, shuffle=shuffle, stream=stream, processes=cluster.num_processes if cluster else 1)
+            strategy=strategy, shuffle=shuffle, stream=stream, processes=cluster.num_processes if cluster else 1,
+            checkpoint_interval=DEFAULT_INTERVAL if checkpoint_interval is None else checkpoint_interval)
         folder = None
 
     if resume is None:
@@ -402,9 +408,17 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
     # Re-seed by epoch, so a resumed run draws the same shuffles as a fresh one would.
     keras.utils.set_random_seed(settings.seed + start_epoch)
 
+    def checkpoint(model: Any, epoch: int) -> None:
+        folder.save_checkpoint(model, epoch)
+        settings.epochs_completed = epoch
+        folder.save_settings(settings)
+
+    # A distributed run saves collectively, so its processes must agree on when: every epoch.
+    interval = 0.0 if cluster is not None else settings.checkpoint_interval
+    checkpointer = Checkpointer(checkpoint, settings.epochs, interval)
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
-    callbacks = _callbacks(keras, folder, settings, history, stop, progress)
+    callbacks = _callbacks(keras, folder, settings, history, stop, progress, checkpointer)
     if dataset.streamed or (validation is not None and validation.streamed):
         train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
         model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs, initial_epoch=start_epoch,
@@ -418,6 +432,7 @@ def _train(spec: ModelDef, spec_text: str, data: Path | None, synthetic_n: int |
             shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
         )
     seconds = time.monotonic() - started
+    checkpointer.flush(model)  # a run stopped early keeps its last finished epoch
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
     if stop.signal is not None:

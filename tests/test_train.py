@@ -45,10 +45,11 @@ def test_loss_falls_on_the_learnable_synthetic_task(tmp_path):
 
 def test_run_folder_contents(tmp_path):
     run = tmp_path / "run"
-    _train(SPECS / "mlp.yaml", run, synthetic_n=64, epochs=4, batch_size=16, seed=3, validation_split=0.25)
+    _train(SPECS / "mlp.yaml", run, synthetic_n=64, epochs=4, batch_size=16, seed=3, validation_split=0.25,
+           checkpoint_interval=0)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "curves.png", "history.csv", "logs",
                                                     "model.keras", "run.json", "spec.yaml"]
-    # the last three epochs are kept
+    # every epoch was checkpointed (interval 0), and the last three are kept
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "epoch-0002.keras", "epoch-0003.keras", "epoch-0004.keras"]
     header, *rows = (run / "history.csv").read_text().splitlines()
@@ -195,8 +196,8 @@ def test_interrupt_keeps_a_consistent_run_and_resume_finishes(tmp_path, signum):
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (run / "checkpoints" / "epoch-0001.keras").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        while not (run / "history.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # epoch 1 is finished (and held in memory, not yet checkpointed)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -340,7 +341,7 @@ def test_disk_full_during_training_keeps_the_run_consistent(tmp_path, monkeypatc
     monkeypatch.setattr("kspec.train.save_model", failing_save)
     run = tmp_path / "run"
     with pytest.raises(RunError) as info:
-        _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=4, batch_size=8, seed=1)
+        _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=4, batch_size=8, seed=1, checkpoint_interval=0)
     assert info.value.diagnostics[0].message == "cannot write file: No space left on device"
     monkeypatch.undo()
     assert _check_consistent(run) == 1
