@@ -11,6 +11,7 @@ model.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,11 +97,35 @@ def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PA
                 f"the model has {count:,} parameters ({_gigabytes(count)} as float32), more than the limit "
                 f"of {max_params:,}; the largest layer is '{largest}' with {per_layer[largest]:,}",
                 "shrink the layers, or raise the limit with --max-params N")])
-    builder = _Builder(keras)
-    built = builder.functional(spec)
+    with deep_graphs(spec):
+        built = _Builder(keras).functional(spec)
     if compile and spec.compile is not None:
         _compile(keras, built, spec)
     return built
+
+
+def layer_calls(spec: ModelDef) -> int:
+    """How many layer calls a spec makes, its sub-models' included."""
+    calls = sum(max(1, len(edge.layer_names())) for edge in spec.edges) + len(spec.sequence)
+    return calls + sum(layer_calls(sub) for sub in spec.models.values())
+
+
+@contextmanager
+def deep_graphs(spec: ModelDef) -> Iterator[None]:
+    """Let Python recurse as deep as Keras needs to walk this spec's graph.
+
+    `keras.Model(...)`, and loading a saved model, walk the graph recursively,
+    a frame or two per layer on the longest path, so a chain of 1,000 layers
+    overflows Python's default limit of 1,000 frames. The limit is raised in
+    proportion to the spec for the length of the block (Python 3.11 recurses
+    in Python code without using the C stack).
+    """
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 1000 + 4 * layer_calls(spec)))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def _numbers(value: Any) -> Iterator[int]:
@@ -131,7 +156,7 @@ def count_parameters(keras: Any, spec: ModelDef) -> tuple[int, dict[str, int]]:
         return sum(math.prod(variable.shape) for variable in layer.weights)
 
     try:
-        with keras.StatelessScope(initialize_variables=False):  # variables stay uninitialised
+        with keras.StatelessScope(initialize_variables=False), deep_graphs(spec):  # variables stay uninitialised
             built = _Builder(keras, load_weights=False).functional(spec)
             return size(built.model), {name: size(layer) for name, layer in built.layers.items()}
     finally:

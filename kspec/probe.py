@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .build import Built
+from .build import Built, deep_graphs
 from .data import Dataset
 from .errors import KspecError, RunError, did_you_mean, fail
 from .spec.graph import call_inputs, node_indices
@@ -131,7 +131,8 @@ def resolve_layer(built: Built, name: str, node: int) -> Target:
         _check_node(model_name, node, count)
         outer_inputs = _call_input_tensors(built, model_name, node)
         inner_output = _layer_output(sub, inner_name)
-        inner = keras.Model(sub.model.inputs, inner_output)
+        with deep_graphs(sub.spec):
+            inner = keras.Model(sub.model.inputs, inner_output)
         return Target(f"{name}:{node}", outer_inputs, inner)
     if name not in built.layers or not any(layer == name for layer, _ in built.calls):
         raise _unknown("layer", name, _known_layers(built))
@@ -249,7 +250,8 @@ def compute(built: Built, targets: list[Target], dataset: Dataset, output: Path 
     """
     keras = _keras()
     spec = built.spec
-    probe = keras.Model(built.model.inputs, [target.outer for target in targets])
+    with deep_graphs(spec):
+        probe = keras.Model(built.model.inputs, [target.outer for target in targets])
     n = len(dataset)
     stats = {target.key: Stats() for target in targets}
     with tempfile.TemporaryDirectory(dir=output.parent if output else None) as scratch:

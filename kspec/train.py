@@ -38,7 +38,7 @@ from typing import Any, Callable
 from . import __version__, curves
 from .backend import Cluster
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
-from .build import DEFAULT_MAX_PARAMS, build, import_keras, keras_errors, load_weights
+from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .distributed import fingerprint, shard, shared_seed, use_data_parallel
 from .feed import batch_stream
@@ -394,7 +394,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         stop.check(spec)
         if resume is not None:
             assert folder is not None
-            model, history = _restore(keras, folder, settings)
+            model, history = _restore(keras, spec, folder, settings)
         else:
             if settings.weights is not None:
                 load_weights(model, settings.weights, Location(settings.weights))
@@ -461,14 +461,15 @@ def _streams(keras: Any, spec: ModelDef, dataset: Dataset, validation: Dataset |
     return train_feed, validation_feed
 
 
-def _restore(keras: Any, folder: RunFolder, settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:
+def _restore(keras: Any, spec: ModelDef, folder: RunFolder,
+             settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:
     """The newest checkpoint (with optimizer state) and the history up to it."""
     latest = folder.latest_checkpoint()
     if latest is None:
         raise fail(RunError, str(folder.path), "the run has no checkpoint to resume from",
                    "its checkpoints folder was emptied; start the run again")
     epoch, path = latest
-    with keras_errors(Location(str(path)), "the checkpoint"):
+    with keras_errors(Location(str(path)), "the checkpoint"), deep_graphs(spec):
         model = keras.saving.load_model(path, safe_mode=True)  # never runs code from a file
     history = [row for row in folder.read_history() if row["epoch"] <= epoch]
     folder.write_history(history)

@@ -200,3 +200,30 @@ def test_per_output_compile_settings_train(write_spec, settings, loss, weights):
     assert (config["loss"], config["loss_weights"]) == (loss, weights)
     history = model.fit(np.ones((4, 4)), [np.ones((4, 1)), np.zeros((4, 1))], epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.slow
+def test_a_chain_deeper_than_pythons_recursion_limit_builds_and_reloads(tmp_path):
+    # keras.Model(...) and load_model walk the graph one frame or more per layer:
+    # 1,000 layers overflow Python's default limit unless kspec raises it.
+    import sys
+
+    import keras
+
+    from kspec.build import deep_graphs
+    from kspec.files import save_model
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: deep\ninputs:\n  x: {shape: [2]}\nedges:\n  d: {Dense: {units: 2}, repeat: 1000}\n"
+                    "outputs: [d_1000]\nloss: mse\noptimizer: sgd\n", encoding="utf-8")
+    spec, _ = read_spec(path)
+    limit = sys.getrecursionlimit()
+    model = build(spec).model
+    assert len(model.layers) == 1001
+    assert sys.getrecursionlimit() == limit  # raised only while building
+    save_model(model, tmp_path / "deep.keras")
+    with pytest.raises(RecursionError):  # what kspec saves the user from
+        keras.saving.load_model(tmp_path / "deep.keras")
+    with deep_graphs(spec):
+        loaded = keras.saving.load_model(tmp_path / "deep.keras")
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
