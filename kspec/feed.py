@@ -4,11 +4,16 @@ Arrays in memory go straight to `model.fit`, whose own input pipeline
 prefetches them. Arrays stored in a file (data larger than memory) go through
 a `keras.utils.PyDataset` that reads each batch from the file on worker
 threads, so a few batches are in memory at a time.
+
+Reader threads take CPU time from training's own threads, so there are few:
+one per two cores, at most four (on 2 cores, one reader trains faster than
+two: see BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -16,18 +21,22 @@ import numpy as np
 from .data import Dataset
 from .spec.model import ModelDef
 
+READERS = max(1, min(4, (os.cpu_count() or 2) // 2))
+
 
 def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, shuffle: bool = False,
                  seed: int = 0, targets: bool = True) -> Any:
     """A PyDataset of (x, y) batches read from the dataset's files.
 
-    Shuffling reorders whole batches every epoch and the rows inside each
-    batch: reads stay contiguous, which is what keeps a large file fast.
+    Shuffling reorders whole batches every epoch: reads stay contiguous,
+    which is what keeps a large file fast. The rows inside a batch keep
+    their order, which changes nothing: a batch's gradient is a mean over
+    its rows.
     """
 
     class BatchStream(keras.utils.PyDataset):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+            super().__init__(workers=READERS, use_multiprocessing=False, max_queue_size=8)
             self.rng = np.random.default_rng(seed)
             self.order = np.arange(len(self))
             self.on_epoch_end()
@@ -38,8 +47,6 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
         def __getitem__(self, index: int) -> Any:
             start = int(self.order[index]) * batch_size
             batch = dataset.take(slice(start, start + batch_size))
-            if shuffle:
-                batch = _permuted(batch, self.rng.permutation(len(batch)))
             x = batch.x(spec)
             return (x, batch.y(spec)) if targets else (x,)
 
@@ -49,7 +56,3 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
 
     return BatchStream()
 
-
-def _permuted(batch: Dataset, order: np.ndarray) -> Dataset:
-    return Dataset({k: v[order] for k, v in batch.inputs.items()},
-                   {k: v[order] for k, v in batch.targets.items()}, batch.source)
