@@ -228,6 +228,10 @@ class StopFlag:
 def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
                stop: StopFlag, progress: Callable[[str], None], checkpointer: Checkpointer) -> list[Any]:
     class StopOnSignal(keras.callbacks.Callback):
+        # Safe to run on Keras's callback thread (JAX and torch backends): it
+        # only reads a flag. Without this, fit would wait for every batch's logs.
+        async_safe = True
+
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if stop.signal is not None and not self.model.stop_training:
                 progress("stopping after this batch; the last finished epoch is kept")
@@ -248,7 +252,31 @@ def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: li
                     folder.write_history(history)
                 raise
 
-    return [StopOnSignal(), RecordEpoch(), keras.callbacks.TensorBoard(log_dir=str(folder.path / "logs"))]
+    return [StopOnSignal(), RecordEpoch(), _epoch_tensorboard(keras)(log_dir=str(folder.path / "logs"))]
+
+
+def _epoch_tensorboard(keras: Any) -> Any:
+    """Keras's TensorBoard callback, logging once per epoch with no per-batch work.
+
+    With update_freq="epoch" (its default), Keras's callback still turns every
+    batch's logs into summaries that are never recorded, a cost that shows in
+    the profiles in BENCHMARKS.md, and on JAX and torch it stops fit from
+    running batch callbacks on a thread.
+    """
+    class EpochTensorBoard(keras.callbacks.TensorBoard):  # type: ignore[misc, name-defined]
+        async_safe = True  # its batch hook below does nothing
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            pass
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            # Keras writes the training graph after the first batch; here, after the first epoch.
+            if getattr(self, "_should_write_train_graph", False):
+                self._write_keras_model_train_graph()
+                self._should_write_train_graph = False
+            super().on_epoch_end(epoch, logs)
+
+    return EpochTensorBoard
 
 
 # -------------------------------------------------------------------- seeding

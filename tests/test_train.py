@@ -345,3 +345,60 @@ def test_disk_full_during_training_keeps_the_run_consistent(tmp_path, monkeypatc
     assert info.value.diagnostics[0].message == "cannot write file: No space left on device"
     monkeypatch.undo()
     assert _check_consistent(run) == 1
+
+
+def test_tensorboard_logs_every_epoch(tmp_path):
+    import tensorflow as tf
+
+    run = tmp_path / "run"
+    _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=3, batch_size=8, seed=0, validation_split=0.25)
+    for split in ("train", "validation"):
+        [events] = (run / "logs" / split).glob("events.*")
+        steps = [event.step for event in tf.compat.v1.train.summary_iterator(str(events))
+                 for value in event.summary.value if value.tag == "epoch_loss"]
+        assert steps == [0, 1, 2], split
+
+
+class _CountingSummaries:
+    """tf.summary, recording the tag of every scalar a callback hands it."""
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.real, self.tags = tf.summary, []
+
+    def scalar(self, name, *args, **kwargs):
+        self.tags.append(name)
+        return self.real.scalar(name, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("kind", ["kspec", "keras"])
+def test_tensorboard_does_no_per_batch_work(tmp_path, kind):
+    # Keras's own callback turns every batch's logs into (unrecorded) summaries; kspec's does not.
+    from kspec.train import _epoch_tensorboard
+
+    callback = (_epoch_tensorboard(keras) if kind == "kspec" else keras.callbacks.TensorBoard)(str(tmp_path))
+    callback._summary_module = summaries = _CountingSummaries()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((16, 3)), np.ones((16, 2)), batch_size=4, epochs=2, verbose=0, callbacks=[callback])
+    per_batch = [tag for tag in summaries.tags if tag.startswith("batch_")]
+    assert [tag for tag in summaries.tags if tag == "epoch_loss"] == ["epoch_loss"] * 2
+    assert (per_batch == []) == (kind == "kspec"), per_batch
+
+
+def test_kspec_callbacks_leave_batch_callbacks_asynchronous(tmp_path, monkeypatch):
+    # On backends that allow it (JAX, torch), Keras runs batch callbacks on a thread unless one of them
+    # needs them in step; kspec's never do. (TensorFlow's backend always runs them in step.)
+    from keras.src import backend
+
+    from kspec.train import RunFolder, RunSettings, StopFlag, _callbacks
+
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
+    callbacks = _callbacks(keras, RunFolder(tmp_path), RunSettings(spec="s", seed=0, epochs=1, batch_size=1), [],
+                           StopFlag(), print, None)
+    assert keras.callbacks.CallbackList(callbacks)._async_train is True
+    assert keras.callbacks.CallbackList([*callbacks, keras.callbacks.TensorBoard(str(tmp_path))])._async_train is False
