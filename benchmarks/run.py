@@ -47,14 +47,14 @@ class Settings:
     train_epochs: int = 4  # the first is left out
     train_rounds: int = 7
     memory_mb: int = 1024
-    memory_rounds: int = 2
+    memory_rounds: int = 3
     memory_batch_size: int = 256
-    memory_epochs: int = 2
+    memory_epochs: int = 4  # the first is left out
 
 
 QUICK = Settings(validate_rounds=1, seed_rounds=1, layer_sizes=[10, 20, 40], layer_rounds=1,
                  layer_build_rounds=1, train_samples={"multi_io": 64, "shared_lstm": 32}, train_epochs=2,
-                 train_rounds=1, memory_mb=50, memory_rounds=1)
+                 train_rounds=1, memory_mb=50, memory_rounds=1, memory_epochs=2)
 
 
 def figure_1(report: Report, settings: Settings, folder: Path, profile: bool) -> None:

@@ -4,7 +4,7 @@ Writing a checkpoint costs a fixed time per epoch (a 40 MB model takes about
 0.2 s on a laptop disk), which is a large share of short epochs. So a run
 checkpoints an epoch only when `interval` seconds have passed since the last
 checkpoint, and always checkpoints its last epoch. The epochs in between are
-kept as a copy of the weights in memory (a few milliseconds), and `flush`
+kept as a copy of the weights on their device (a few milliseconds), and `flush`
 writes the newest of them when a run stops early, so Ctrl-C still keeps the
 last finished epoch. Only a crash or a second Ctrl-C can lose the epochs
 since the last checkpoint; `--resume` then drops their history rows.
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable
-
-import numpy as np
 
 DEFAULT_INTERVAL = 60.0  # seconds
 
@@ -37,12 +35,15 @@ class Checkpointer:
         self.interval = interval
         self.clock = clock
         self.saved_at = clock()  # the run folder starts with a checkpoint
-        self.held: tuple[int, list[np.ndarray]] | None = None
+        self.held: tuple[int, list[Any]] | None = None
 
     def epoch_end(self, model: Any, epoch: int) -> bool:
         """Checkpoint `epoch` (finished epochs) now, or hold it; True when it was written."""
         if epoch < self.last_epoch and self.clock() - self.saved_at < self.interval:
-            self.held = (epoch, [np.array(variable.numpy(), copy=True) for variable in _state(model)])
+            import keras  # already imported by training, with its backend chosen
+
+            # A copy on the variables' device: a third of the time of copying them into NumPy.
+            self.held = (epoch, [keras.ops.copy(variable) for variable in _state(model)])
             return False
         self.held = None
         self.save(model, epoch)
