@@ -6,8 +6,10 @@ checkpoints an epoch only when `interval` seconds have passed since the last
 checkpoint, and always checkpoints its last epoch. The epochs in between are
 kept as a copy of the weights on their device (a few milliseconds), and `flush`
 writes the newest of them when a run stops early, so Ctrl-C still keeps the
-last finished epoch. Only a crash or a second Ctrl-C can lose the epochs
-since the last checkpoint; `--resume` then drops their history rows.
+last finished epoch. The last epoch is written by `flush` too, once training
+has returned, beside the run's other final files. Only a crash or a second
+Ctrl-C can lose the epochs since the last checkpoint; `--resume` then drops
+their history rows.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ class Checkpointer:
         self.interval = interval
         self.clock = clock
         self.saved_at = clock()  # the run folder starts with a checkpoint
-        self.held: tuple[int, list[Any]] | None = None
+        self.held: tuple[int, list[Any] | None] | None = None  # an epoch to write, and its weights
 
     def epoch_end(self, model: Any, epoch: int) -> bool:
         """Checkpoint `epoch` (finished epochs) now, or hold it; True when it was written."""
-        if epoch < self.last_epoch and self.clock() - self.saved_at < self.interval:
+        if epoch >= self.last_epoch:
+            self.held = (epoch, None)  # nothing changes the weights after the last epoch: no copy
+            return False
+        if self.clock() - self.saved_at < self.interval:
             import keras  # already imported by training, with its backend chosen
 
             # A copy on the variables' device: a third of the time of copying them into NumPy.
@@ -51,12 +56,13 @@ class Checkpointer:
         return True
 
     def flush(self, model: Any) -> int | None:
-        """After training stopped: put the held epoch's weights back and checkpoint them; the epoch, if any."""
+        """After training: checkpoint the held epoch, with its weights put back; the epoch, if any."""
         if self.held is None:
             return None
         epoch, values = self.held
-        for variable, value in zip(_state(model), values, strict=True):
-            variable.assign(value)
+        if values is not None:
+            for variable, value in zip(_state(model), values, strict=True):
+                variable.assign(value)
         self.held = None
         self.save(model, epoch)
         return epoch

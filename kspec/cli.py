@@ -228,8 +228,8 @@ def _format_metrics(row: dict[str, float]) -> str:
 def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          checkpoint_interval: float | None, shuffle: bool, stream: bool | None, distributed: bool, coordinator: str | None, num_processes: int | None,
-          process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
+          checkpoint_interval: float | None, shuffle: bool, stream: bool | None, distributed: bool,
+          coordinator: str | None, num_processes: int | None, process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
           backend: str | None) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 

@@ -460,7 +460,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
             shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
         )
     seconds = time.monotonic() - started
-    checkpointer.flush(model)  # a run stopped early keeps its last finished epoch
+    checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
     if stop.signal is not None:

@@ -52,9 +52,11 @@ def test_epochs_within_the_interval_are_held_not_written():
     assert checkpointer.epoch_end(model, 2) is True
     clock.now = 100  # 39 s after the last checkpoint
     assert checkpointer.epoch_end(model, 3) is False
-    assert checkpointer.epoch_end(model, 10) is True  # the last epoch always
+    assert checkpointer.epoch_end(model, 10) is False  # the last epoch, always written, once training returns
+    assert saved == [2]
+    assert checkpointer.flush(model) == 10
     assert saved == [2, 10]
-    assert checkpointer.flush(model) is None  # nothing held after the last epoch
+    assert checkpointer.flush(model) is None  # written once
 
 
 def test_interval_zero_writes_every_epoch():
@@ -63,6 +65,7 @@ def test_interval_zero_writes_every_epoch():
     model = _model()
     for epoch in (1, 2, 3):
         checkpointer.epoch_end(model, epoch)
+    checkpointer.flush(model)
     assert saved == [1, 2, 3]
 
 
