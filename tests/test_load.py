@@ -89,10 +89,19 @@ def _spec_texts():
     return [pytest.param(path, id=path.name) for path in paths]
 
 
-@pytest.mark.parametrize("path", _spec_texts())
+# Texts where libyaml and PyYAML's pure-Python loader disagree on their own
+# (tabs, the place of a second document): kspec must still answer as the
+# pure-Python loader does. (One known difference is left: in `{a: , b}`,
+# libyaml places the empty value one column later.)
+_TRICKY = ["a:\t1\n", "a: 1\t\n", "a: x\ty\n", "edges:\n  h:\t{Dense: {units: 8}}\n", "a: 1\n---",
+           "a: 1\n--- b\n", "a: 'x\ty'\n", "a: [1, 2\n", "a: {b: 1\n", "- - - x\n", "a: b: c\n",
+           "a: " + "[" * 25_000 + "]" * 25_000 + "\n", "- " * 25_000 + "x\n"]
+
+
+@pytest.mark.parametrize("path", _spec_texts() + [pytest.param(text, id=f"tricky{i}") for i, text in enumerate(_TRICKY)])
 def test_libyaml_and_python_loaders_agree(path, monkeypatch):
     # Specs are composed by libyaml when PyYAML has it, and by the pure-Python
-    # loader on its errors: both must give the same tree or the same error.
+    # loader otherwise: both must give the same tree or the same error.
     import yaml
 
     from kspec.spec import load
@@ -100,11 +109,11 @@ def test_libyaml_and_python_loaders_agree(path, monkeypatch):
     if load._FastLoader is load._Loader:
         pytest.skip("this PyYAML was built without libyaml")
     assert issubclass(load._FastLoader, yaml.CSafeLoader)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path if isinstance(path, str) else path.read_text(encoding="utf-8", errors="replace")
 
     def outcome():
         try:
-            return _located(parse_text(text, path.name))
+            return _located(parse_text(text, "f.yaml"))
         except SpecError as exc:
             return str(exc)
 

@@ -162,12 +162,7 @@ def parse_value(text: str, file: str) -> YNode:
     _check_printable(text, file)
     with gc_paused():
         try:
-            try:
-                root, loader = _compose(text, file, _FastLoader)
-            except yaml.YAMLError:
-                # libyaml words its errors differently: the pure-Python loader
-                # finds the same error and gives the messages we document.
-                root, loader = _compose(text, file, _Loader)
+            root, loader = _compose_any(text, file)
         except yaml.MarkedYAMLError as exc:
             raise _yaml_error(exc, file) from None
         except yaml.YAMLError as exc:  # errors without a mark
@@ -204,6 +199,21 @@ def _check_printable(text: str, file: str) -> None:
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         raise _fail(loc, f"control character {code:#04x} is not allowed in YAML",
                     "delete it (editors sometimes insert form feeds or escape codes)") from None
+
+
+def _compose_any(text: str, file: str) -> tuple[yaml.Node, Any]:
+    """Compose with libyaml where it agrees with the pure-Python loader, else with the latter.
+
+    libyaml accepts tabs that PyYAML refuses (`units:\t8`), and words and places
+    some errors differently, so those texts go to the pure-Python loader, whose
+    messages are the documented ones.
+    """
+    if "\t" not in text:
+        try:
+            return _compose(text, file, _FastLoader)
+        except (yaml.YAMLError, SpecError):
+            pass
+    return _compose(text, file, _Loader)
 
 
 def _compose(text: str, file: str, loader_class: type) -> tuple[yaml.Node, Any]:
