@@ -110,6 +110,11 @@ def layer_calls(spec: ModelDef) -> int:
     return calls + sum(layer_calls(sub) for sub in spec.models.values())
 
 
+# A graph deeper than this fails with Keras's RecursionError, located by kspec,
+# rather than risk a stack overflow somewhere Python calls through C.
+_MAX_RECURSION = 100_000
+
+
 @contextmanager
 def deep_graphs(spec: ModelDef) -> Iterator[None]:
     """Let Python recurse as deep as Keras needs to walk this spec's graph.
@@ -121,7 +126,7 @@ def deep_graphs(spec: ModelDef) -> Iterator[None]:
     in Python code without using the C stack).
     """
     before = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(before, 1000 + 4 * layer_calls(spec)))
+    sys.setrecursionlimit(max(before, min(_MAX_RECURSION, 1000 + 4 * layer_calls(spec))))
     try:
         yield
     finally:

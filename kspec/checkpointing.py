@@ -48,6 +48,8 @@ class Checkpointer:
             import keras  # already imported by training, with its backend chosen
 
             # A copy on the variables' device: a third of the time of copying them into NumPy.
+            # The previous copy goes first, so at most one copy of the state is held.
+            self.held = None
             self.held = (epoch, [keras.ops.copy(variable) for variable in _state(model)])
             return False
         self.held = None

@@ -190,6 +190,12 @@ def _format_metrics(row: dict[str, float]) -> str:
     return ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key != "epoch")
 
 
+def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value != value:  # NaN passes every range check
+        raise click.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), help="Train on this .npz file.")
@@ -211,7 +217,7 @@ def _format_metrics(row: dict[str, float]) -> str:
               help="Train on all local devices with tf.distribute.MirroredStrategy.")
 @click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
-@click.option("--checkpoint-interval", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--checkpoint-interval", type=click.FloatRange(min=0), metavar="SECONDS", callback=_not_nan,
               help="Checkpoint an epoch only when this long has passed since the last checkpoint (default 60; "
                    "0: every epoch). The last epoch, and the last finished one when stopped, are always kept.")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the rows every epoch.")

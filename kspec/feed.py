@@ -2,12 +2,13 @@
 
 Arrays in memory go straight to `model.fit`, whose own input pipeline
 prefetches them. Arrays stored in a file (data larger than memory) go through
-a `keras.utils.PyDataset` that reads each batch from the file on worker
-threads, so a few batches are in memory at a time.
+a `keras.utils.PyDataset` that reads each batch from the file ahead of the
+training step, so a few batches are in memory at a time.
 
-Reader threads take CPU time from training's own threads, so there are few:
-one per two cores, at most four (on 2 cores, one reader trains faster than
-two: see BENCHMARKS.md).
+Who reads ahead depends on the backend. With TensorFlow, Keras wraps the
+dataset in tf.data, which prefetches on its own thread; adding Keras's reader
+threads on top turns that off and, on 2 cores, trained slower (BENCHMARKS.md).
+With JAX and torch, Keras's reader threads are the only way to read ahead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from .data import Dataset
 from .spec.model import ModelDef
 
-READERS = max(1, min(4, (os.cpu_count() or 2) // 2))
+# Keras's reader threads, for backends without tf.data: one per two cores, 2 to 4.
+READERS = max(2, min(4, (os.cpu_count() or 2) // 2))
 
 
 def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, shuffle: bool = False,
@@ -36,7 +38,8 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
 
     class BatchStream(keras.utils.PyDataset):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            super().__init__(workers=READERS, use_multiprocessing=False, max_queue_size=8)
+            workers = 1 if keras.backend.backend() == "tensorflow" else READERS  # 1: no threads of Keras's own
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
             self.rng = np.random.default_rng(seed)
             self.order = np.arange(len(self))
             self.on_epoch_end()

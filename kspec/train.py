@@ -30,6 +30,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,12 +229,16 @@ class StopFlag:
 def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
                stop: StopFlag, progress: Callable[[str], None], checkpointer: Checkpointer) -> list[Any]:
     class StopOnSignal(keras.callbacks.Callback):
-        # Safe to run on Keras's callback thread (JAX and torch backends): it
+        # Safe to run on Keras's callback threads (JAX and torch backends): it
         # only reads a flag. Without this, fit would wait for every batch's logs.
         async_safe = True
 
+        def __init__(self) -> None:
+            super().__init__()
+            self.noticed = threading.Lock()
+
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if stop.signal is not None and not self.model.stop_training:
+            if stop.signal is not None and self.noticed.acquire(blocking=False):  # once, whichever thread
                 progress("stopping after this batch; the last finished epoch is kept")
                 self.model.stop_training = True
 
@@ -246,13 +251,18 @@ def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: li
             folder.write_history(history)
             try:
                 checkpointer.epoch_end(self.model, epoch + 1)
-            except RunError:  # e.g. a full disk: take the row back, so history matches the checkpoints
-                history.pop()
-                with contextlib.suppress(RunError):
-                    folder.write_history(history)
+            except RunError:  # e.g. a full disk: take the rows back, so history matches the checkpoints
+                _truncate_history(folder, history, settings.epochs_completed)
                 raise
 
     return [StopOnSignal(), RecordEpoch(), _epoch_tensorboard(keras)(log_dir=str(folder.path / "logs"))]
+
+
+def _truncate_history(folder: RunFolder, history: list[dict[str, float]], epochs: int) -> None:
+    """Drop the rows past the newest checkpoint after a checkpoint could not be written."""
+    history[:] = [row for row in history if row["epoch"] <= epochs]
+    with contextlib.suppress(RunError):
+        folder.write_history(history)
 
 
 def _epoch_tensorboard(keras: Any) -> Any:
@@ -460,11 +470,17 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
             shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
         )
     seconds = time.monotonic() - started
-    checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
+    try:
+        checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
+    except RunError:
+        _truncate_history(folder, history, settings.epochs_completed)
+        raise
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
-    if stop.signal is not None:
+    # A signal that came after the last epoch finished stops nothing: the run completes.
+    if stop.signal is not None and settings.epochs_completed < settings.epochs:
         settings.status = "interrupted"
+
         folder.save_settings(settings)
         raise Interrupted([Diagnostic(
             Location(str(folder.path)),
