@@ -115,18 +115,23 @@ def layer_calls(spec: ModelDef) -> int:
 _MAX_RECURSION = 100_000
 
 
+def deep_graphs(spec: ModelDef) -> Any:
+    """Let Python recurse as deep as Keras needs to walk this spec's graph."""
+    return deep_recursion(layer_calls(spec))
+
+
 @contextmanager
-def deep_graphs(spec: ModelDef) -> Iterator[None]:
-    """Let Python recurse as deep as Keras needs to walk this spec's graph.
+def deep_recursion(layers: int) -> Iterator[None]:
+    """Let Python recurse as deep as Keras needs to walk a graph of this many layers.
 
     `keras.Model(...)`, and loading a saved model, walk the graph recursively,
     a frame or two per layer on the longest path, so a chain of 1,000 layers
     overflows Python's default limit of 1,000 frames. The limit is raised in
-    proportion to the spec for the length of the block (Python 3.11 recurses
+    proportion to the graph for the length of the block (Python 3.11 recurses
     in Python code without using the C stack).
     """
     before = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(before, min(_MAX_RECURSION, 1000 + 4 * layer_calls(spec))))
+    sys.setrecursionlimit(max(before, min(_MAX_RECURSION, 1000 + 4 * layers)))
     try:
         yield
     finally:

@@ -23,6 +23,7 @@ import inspect
 import json
 import re
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 import yaml
 
 from . import catalogue as catalogue_module
-from .build import import_keras
+from .build import deep_recursion, import_keras
 from .errors import KspecError, RunError, fail
 from .spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
 
@@ -70,6 +71,15 @@ def import_file(path: Path, name: str | None = None) -> str:
     return _Importer(keras, str(path)).spec_text(model, name)
 
 
+def _saved_layers(path: Path) -> int:
+    """About how many layers a .keras file holds (an overestimate: every serialized object counts)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read("config.json").count(b'"class_name"')
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return 0  # load_model reports what is wrong with the file
+
+
 def _load(keras: Any, path: Path) -> Any:
     """Load a .keras file without running code from it; failures are RunErrors at the path."""
     hint = "give a model saved with model.save('NAME.keras')"
@@ -78,7 +88,8 @@ def _load(keras: Any, path: Path) -> Any:
     if not path.is_file():
         raise fail(RunError, str(path), f"no such file: '{path}'", hint)
     try:
-        with warnings.catch_warnings():  # an untrained optimizer's state is not the model's
+        with warnings.catch_warnings(), deep_recursion(_saved_layers(path)):
+            # an untrained optimizer's state is not the model's
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors, ...

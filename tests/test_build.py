@@ -227,3 +227,8 @@ def test_a_chain_deeper_than_pythons_recursion_limit_builds_and_reloads(tmp_path
     with deep_graphs(spec):
         loaded = keras.saving.load_model(tmp_path / "deep.keras")
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+    from kspec.importer import import_file  # `kspec import` loads the file the same way
+
+    imported = import_file(tmp_path / "deep.keras")
+    assert "d: {Dense: {units: 2}, repeat: 1000}" in imported  # the importer finds the repeat again
