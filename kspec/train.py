@@ -460,7 +460,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     if dataset.streamed or (validation is not None and validation.streamed):
         train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
         model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs, initial_epoch=start_epoch,
-                  verbose=verbose, callbacks=callbacks)
+                  shuffle=False, verbose=verbose, callbacks=callbacks)  # the feed shuffles; Keras would again
     else:
         model.fit(
             dataset.x(spec), dataset.y(spec),
