@@ -226,8 +226,8 @@ class StopFlag:
                                           "no run folder was written")])
 
 
-def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: list[dict[str, float]],
-               stop: StopFlag, progress: Callable[[str], None], checkpointer: Checkpointer) -> list[Any]:
+def _callbacks(keras: Any, folder: RunFolder, history: list[dict[str, float]], stop: StopFlag,
+               progress: Callable[[str], None], checkpointer: Checkpointer) -> list[Any]:
     class StopOnSignal(keras.callbacks.Callback):
         # Safe to run on Keras's callback threads (JAX and torch backends): it
         # only reads a flag. Without this, fit would wait for every batch's logs.
@@ -249,11 +249,7 @@ def _callbacks(keras: Any, folder: RunFolder, settings: RunSettings, history: li
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             history.append(row)
             folder.write_history(history)
-            try:
-                checkpointer.epoch_end(self.model, epoch + 1)
-            except RunError:  # e.g. a full disk: take the rows back, so history matches the checkpoints
-                _truncate_history(folder, history, settings.epochs_completed)
-                raise
+            checkpointer.epoch_end(self.model, epoch + 1)
 
     return [StopOnSignal(), RecordEpoch(), _epoch_tensorboard(keras)(log_dir=str(folder.path / "logs"))]
 
@@ -277,14 +273,7 @@ def _epoch_tensorboard(keras: Any) -> Any:
         async_safe = True  # its batch hook below does nothing
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            pass
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            # Keras writes the training graph after the first batch; here, after the first epoch.
-            if getattr(self, "_should_write_train_graph", False):
-                self._write_keras_model_train_graph()
-                self._should_write_train_graph = False
-            super().on_epoch_end(epoch, logs)
+            pass  # Keras's also writes the training graph here, which Keras 3 never has (BENCHMARKS.md)
 
     return EpochTensorBoard
 
@@ -381,6 +370,9 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
            progress: Callable[[str], None], max_params: int, shuffle: bool,
            cluster: Cluster | None, stop: StopFlag, stream: bool | None,
            checkpoint_interval: float | None) -> TrainResult:
+    if spec.compile is None or spec.compile.loss is None:
+        raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
+                   "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -419,9 +411,6 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         use_data_parallel(keras)
     with strategy_scope(keras, settings.strategy, progress):
         built = build(spec, max_params=max_params)
-        if spec.compile is None or spec.compile.loss is None:
-            raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
-                       "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
         stop.check(spec)
         dataset = make_data(spec, settings, built.output_shapes(), cluster)
         validation = None
@@ -447,7 +436,11 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     keras.utils.set_random_seed(settings.seed + start_epoch)
 
     def checkpoint(model: Any, epoch: int) -> None:
-        folder.save_checkpoint(model, epoch)
+        try:
+            folder.save_checkpoint(model, epoch)
+        except RunError:  # e.g. a full disk: take the rows back, so history matches the checkpoints
+            _truncate_history(folder, history, settings.epochs_completed)
+            raise
         settings.epochs_completed = epoch
         folder.save_settings(settings)
 
@@ -456,7 +449,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     checkpointer = Checkpointer(checkpoint, settings.epochs, interval)
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
-    callbacks = _callbacks(keras, folder, settings, history, stop, progress, checkpointer)
+    callbacks = _callbacks(keras, folder, history, stop, progress, checkpointer)
     if dataset.streamed or (validation is not None and validation.streamed):
         train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
         model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs, initial_epoch=start_epoch,
@@ -470,17 +463,12 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
             shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
         )
     seconds = time.monotonic() - started
-    try:
-        checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
-    except RunError:
-        _truncate_history(folder, history, settings.epochs_completed)
-        raise
+    checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
     if history and curves.available():  # an optional extra; training never needs it
         curves.plot(history, folder.path / "curves.png", title=folder.path.name)
     # A signal that came after the last epoch finished stops nothing: the run completes.
     if stop.signal is not None and settings.epochs_completed < settings.epochs:
         settings.status = "interrupted"
-
         folder.save_settings(settings)
         raise Interrupted([Diagnostic(
             Location(str(folder.path)),

@@ -395,10 +395,9 @@ def test_kspec_callbacks_leave_batch_callbacks_asynchronous(tmp_path, monkeypatc
     # needs them in step; kspec's never do. (TensorFlow's backend always runs them in step.)
     from keras.src import backend
 
-    from kspec.train import RunFolder, RunSettings, StopFlag, _callbacks
+    from kspec.train import RunFolder, StopFlag, _callbacks
 
     monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
-    callbacks = _callbacks(keras, RunFolder(tmp_path), RunSettings(spec="s", seed=0, epochs=1, batch_size=1), [],
-                           StopFlag(), print, None)
+    callbacks = _callbacks(keras, RunFolder(tmp_path), [], StopFlag(), print, None)
     assert keras.callbacks.CallbackList(callbacks)._async_train is True
     assert keras.callbacks.CallbackList([*callbacks, keras.callbacks.TensorBoard(str(tmp_path))])._async_train is False
