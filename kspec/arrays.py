@@ -97,15 +97,18 @@ def _npy_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(handle)
 
 
-def _stored(path: Path, start: int) -> StoredArray | None:
-    """The .npy array whose header begins at `start`, if its bytes can be read in place."""
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        shape, fortran_order, dtype = _npy_header(handle)
-        offset = handle.tell()
+def _stored(handle: Any, path: Path, start: int, end: int) -> StoredArray | None:
+    """The .npy array between `start` and `end` in the open file, if its bytes can be read in place."""
+    handle.seek(start)
+    shape, fortran_order, dtype = _npy_header(handle)
+    offset = handle.tell()
     if fortran_order or dtype.hasobject or not shape:
         return None
-    return StoredArray(path, offset, dtype, tuple(shape))
+    array = StoredArray(path, offset, dtype, tuple(shape))
+    if offset + array.nbytes > end:  # a cut-short file: found here, not at the batch that runs past its end
+        raise EOFError(f"'{path.name}' holds {max(end - offset, 0):,} of the {array.nbytes:,} bytes of "
+                       "data its header promises")
+    return array
 
 
 def stored_npz_members(path: Path) -> dict[str, StoredArray | None]:
@@ -122,10 +125,14 @@ def stored_npz_members(path: Path) -> dict[str, StoredArray | None]:
             handle.seek(info.header_offset)
             header = struct.unpack("<4s5H3L2H", handle.read(30))
             start = info.header_offset + 30 + header[9] + header[10]  # after the name and extra fields
-            found[key] = _stored(path, start)
+            found[key] = _stored(handle, path, start, start + info.file_size)
     return found
 
 
 def stored_npy_folder(folder: Path) -> dict[str, StoredArray | None]:
     """A folder of KEY.npy files, each read in place."""
-    return {path.stem: _stored(path, 0) for path in sorted(folder.glob("*.npy"))}
+    found: dict[str, StoredArray | None] = {}
+    for path in sorted(folder.glob("*.npy")):
+        with open(path, "rb") as handle:
+            found[path.stem] = _stored(handle, path, 0, path.stat().st_size)
+    return found

@@ -68,6 +68,22 @@ def test_a_folder_of_npy_files_is_data(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_a_cut_short_npy_file_is_refused_before_training(tmp_path, stream):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "inputs.npy", np.zeros((100, 784), dtype="float32"))
+    np.save(folder / "predictions.npy", np.eye(10, dtype="float32")[np.zeros(100, dtype=int)])
+    whole = (folder / "inputs.npy").read_bytes()
+    (folder / "inputs.npy").write_bytes(whole[: len(whole) // 2])
+    result = CliRunner().invoke(main, ["train", str(SPECS / "mlp.yaml"), "--data", str(folder), "--out",
+                                       str(tmp_path / "run"), "-q", stream])
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"{folder}: error: cannot read a .npy file (corrupt or truncated): 'inputs.npy' "
+                             "holds 156,736 of the 313,600 bytes of data its header promises\n")
+    assert not (tmp_path / "run").exists()
+
+
 def _peak_memory(args: list[str]) -> int:
     """Peak resident memory (KiB) of a kspec command run in its own process."""
     code = ("import resource, runpy, sys\n"
