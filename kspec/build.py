@@ -41,10 +41,14 @@ class Built:
         return {ref.name: tuple(self.tensors[ref.name].shape) for ref in self.spec.outputs}
 
 
+def keras_message(exc: Exception) -> str:
+    """Keras's message on one line (or the exception's class, when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def keras_error(loc: Location, what: str, exc: Exception, hint: str | None = None) -> SpecError:
     """A located error that carries Keras's own message, on one line."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    return SpecError([Diagnostic(loc, f"Keras rejected {what}: {message}",
+    return SpecError([Diagnostic(loc, f"Keras rejected {what}: {keras_message(exc)}",
                                  hint or "fix the spec here; Keras's message says what it expected")])
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -58,11 +57,6 @@ def _prepare(spec_path: Path, overrides: tuple[str, ...], backend: str | None) -
     model, warnings = read_spec(spec_path, overrides)
     _print_diagnostics(warnings)
     return model
-
-
-def _shape(tensor: Any) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in tensor.shape) + \
-        ("," if len(tensor.shape) == 1 else "") + ")"
 
 
 set_option = click.option(
@@ -166,8 +160,10 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
             "output": str(output) if output else None,
         }, indent=2))
         return
-    inputs = ", ".join(f"{inp.name} {_shape(built.tensors[inp.name])}" for inp in model_def.inputs)
-    outputs = ", ".join(f"{ref.name} {_shape(built.tensors[ref.name])}" for ref in model_def.outputs)
+    from .probe import shape_text
+
+    inputs = ", ".join(f"{inp.name} {shape_text(built.tensors[inp.name].shape)}" for inp in model_def.inputs)
+    outputs = ", ".join(f"{ref.name} {shape_text(built.tensors[ref.name].shape)}" for ref in model_def.outputs)
     saved = f"; saved to {output}" if output else ""
     click.echo(f"{model.name}: {inputs} -> {outputs}; {params:,} parameters{saved}")
 
@@ -198,14 +194,16 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path), help="Train on this .npz file.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Train on this .npz file, or a folder of KEY.npy files.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="Train on N synthetic samples made to fit the spec.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (default: the spec's, else 1).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's, else 32).")
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True),
               help="Hold out this fraction of the data (its last rows) for validation.")
-@click.option("--val-data", type=click.Path(path_type=Path), help="Validate on this .npz file.")
+@click.option("--val-data", type=click.Path(path_type=Path),
+              help="Validate on this .npz file, or a folder of KEY.npy files.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Run folder (default: runs/NAME-TIMESTAMP).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for reproducible runs (default: random, recorded).")
@@ -235,8 +233,8 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
           validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
           weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
           checkpoint_interval: float | None, shuffle: bool, stream: bool | None, distributed: bool,
-          coordinator: str | None, num_processes: int | None, process_id: int | None, quiet: bool, overrides: tuple[str, ...], max_params: int,
-          backend: str | None) -> None:
+          coordinator: str | None, num_processes: int | None, process_id: int | None, quiet: bool,
+          overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
@@ -265,10 +263,10 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
 
     cluster = None
     if distributed:
-        from .backend import Cluster
+        from .backend import Cluster, select_backend
 
         cluster = Cluster.from_options(coordinator, num_processes, process_id)
-        if (backend or os.environ.get("KERAS_BACKEND", "tensorflow")) != "jax":
+        if select_backend(backend) != "jax":
             raise KspecError([Diagnostic(Location("--distributed"), "distributed training runs on the JAX backend",
                                          "add --backend jax (and pip install 'kspec[jax]')")])
         if strategy is not None:
@@ -299,7 +297,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
 @click.argument("spec", type=click.Path(path_type=Path))
 @trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
-              help=".npz with every input and output.")
+              help=".npz file (or folder of KEY.npy files) with every input and output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @model_options
@@ -322,7 +320,7 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 @click.argument("spec", type=click.Path(path_type=Path))
 @trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
-              help=".npz with every input.")
+              help=".npz file (or folder of KEY.npy files) with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write predictions here, one array per output name.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -348,7 +346,8 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
               help="Which call of the layer (of the sub-model, for MODEL/LAYER).")
 @click.option("--tensor", help="Compute this tensor (an input or edge name).")
 @click.option("--all", "every", is_flag=True, help="Compute every call's output in one pass.")
-@click.option("--data", type=click.Path(path_type=Path), help="Inputs from this .npz file.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Inputs from this .npz file, or a folder of KEY.npy files.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="N synthetic inputs (as `kspec train --synthetic` makes them).")
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),

@@ -33,8 +33,9 @@ import numpy as np
 import yaml
 
 from . import catalogue as catalogue_module
-from .build import deep_recursion, import_keras
+from .build import deep_recursion, import_keras, keras_message
 from .errors import KspecError, RunError, fail
+from .spec.load import FLOAT_RESOLVER
 from .spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
 
 __all__ = ["from_model", "import_file"]
@@ -93,7 +94,7 @@ def _load(keras: Any, path: Path) -> Any:
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors, ...
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = keras_message(exc)
         if "safe_mode" in message:
             raise fail(RunError, str(path),
                        "the model holds Python code (a Lambda layer or a lambda function), which Keras "
@@ -512,7 +513,7 @@ class _Importer:
             config = layer.get_config()
         except Exception as exc:  # e.g. a lambda's source that cannot be found
             raise self.refuse(f"layer '{where}' ({class_name}) cannot give its config: "
-                              f"{' '.join(str(exc).split()) or type(exc).__name__}") from None
+                              f"{keras_message(exc)}") from None
         args = self.explicit_args(type(layer), config, keep_name=False)
         if frozen and args.get("trainable") is False:
             del args["trainable"]  # the sub-model's `trainable: false` freezes it
@@ -866,12 +867,8 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-# kspec reads `1e-3` as a float (see spec/load.py), so such strings need quotes.
-_Dumper.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+# kspec reads `1e-3` as a float, so such strings need quotes.
+_Dumper.add_implicit_resolver(*FLOAT_RESOLVER)
 
 
 def _flow(value: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from .build import Built
 from .errors import RunError, fail
 from .files import atomic_path, write_text
-from .probe import _shape_text, calls
+from .probe import calls, shape_text
 from .spec.graph import node_indices
 
 _HEADER = [
@@ -66,7 +66,7 @@ def _shapes(value: Any) -> str:
         value = list(value.values())
     if isinstance(value, (list, tuple)):
         return ", ".join(_shapes(item) for item in value)
-    return _shape_text(tuple(value.shape))
+    return shape_text(tuple(value.shape))
 
 
 def _node(node_id: str, label: str, style: str | None = None) -> str:

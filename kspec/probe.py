@@ -81,7 +81,8 @@ def calls(built: Built) -> list[Call]:
     return rows
 
 
-def _shape_text(shape: tuple[Any, ...]) -> str:
+def shape_text(shape: tuple[Any, ...]) -> str:
+    """A shape as Keras prints it: `(None, 8)`, `(None,)`."""
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -89,7 +90,7 @@ def format_table(rows: list[Call]) -> str:
     """The calls as an aligned text table."""
     header = ["layer", "node", "class", "inputs", "input shapes", "output shapes", "params"]
     cells = [[row.layer, str(row.node), row.class_name, ", ".join(row.inputs),
-              ", ".join(map(_shape_text, row.input_shapes)), ", ".join(map(_shape_text, row.output_shapes)),
+              ", ".join(map(shape_text, row.input_shapes)), ", ".join(map(shape_text, row.output_shapes)),
               f"{row.params:,}"] for row in rows]
     widths = [max(len(line[i]) for line in [header] + cells) for i in range(len(header))]
     lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()

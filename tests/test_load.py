@@ -98,7 +98,10 @@ _TRICKY = ["a:\t1\n", "a: 1\t\n", "a: x\ty\n", "edges:\n  h:\t{Dense: {units: 8}
            "a: " + "[" * 25_000 + "]" * 25_000 + "\n", "- " * 25_000 + "x\n"]
 
 
-@pytest.mark.parametrize("path", _spec_texts() + [pytest.param(text, id=f"tricky{i}") for i, text in enumerate(_TRICKY)])
+_TEXTS = _spec_texts() + [pytest.param(text, id=f"tricky{i}") for i, text in enumerate(_TRICKY)]
+
+
+@pytest.mark.parametrize("path", _TEXTS)
 def test_libyaml_and_python_loaders_agree(path, monkeypatch):
     # Specs are composed by libyaml when PyYAML has it, and by the pure-Python
     # loader otherwise: both must give the same tree or the same error.

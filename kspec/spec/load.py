@@ -43,12 +43,11 @@ if _FastLoader is not _Loader:
     class _FastLoader(_FastLoader):  # type: ignore[no-redef]
         """CSafeLoader with the same float resolver as _Loader."""
 
+# How a spec's floats are recognised, written once for every loader and kspec's own dumper.
+FLOAT_RESOLVER = ("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                  list("-+0123456789"))
 for _loader_class in {_Loader, _FastLoader}:
-    _loader_class.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
+    _loader_class.add_implicit_resolver(*FLOAT_RESOLVER)
 
 
 @dataclass(eq=False)
