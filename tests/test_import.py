@@ -397,24 +397,27 @@ class Scale(layers.Layer):
         return inputs * 2.0
 
 
-def test_keras_ops_are_refused_by_name():
+def _arithmetic():
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
-    model = keras.Model([a, b], layers.Dense(2, name="out")(a + b), name="arithmetic")
-    add = next(op for op in model.operations if type(op).__name__ == "Add")  # named add, add_1, ...
-    assert refusal(model) == (
-        f"arithmetic: error: '{add.name}' is a keras.ops operation (Add), not a layer: Keras records one for tensor "
-        "arithmetic such as x + y, or a keras.ops call on a model's tensors; a spec has no form for it\n"
-        "  hint: use the layer keras.layers.Add instead")
+    return keras.Model([a, b], layers.Dense(2, name="out")(a + b), name="arithmetic")
 
 
-def test_keras_ops_calls_are_refused_by_name():
+def _activation():
     x = keras.Input((3,), name="x")
-    model = keras.Model(x, ops.tanh(layers.Dense(2, name="dense")(x)), name="activation")
-    tanh = model.operations[-1]
+    return keras.Model(x, ops.tanh(layers.Dense(2, name="dense")(x)), name="activation")
+
+
+@pytest.mark.parametrize("make, op_class, hint", [
+    (_arithmetic, "Add", "use the layer keras.layers.Add instead"),
+    (_activation, "Tanh", "do it with a layer from keras.layers instead"),
+], ids=["tensor arithmetic", "keras.ops call"])
+def test_keras_ops_are_refused_by_name(make, op_class, hint):
+    model = make()
+    op = next(op for op in model.operations if type(op).__name__ == op_class)  # named add, add_1, ...
     assert refusal(model) == (
-        f"activation: error: '{tanh.name}' is a keras.ops operation (Tanh), not a layer: Keras records one for tensor "
-        "arithmetic such as x + y, or a keras.ops call on a model's tensors; a spec has no form for it\n"
-        "  hint: do it with a layer from keras.layers instead")
+        f"{model.name}: error: '{op.name}' is a keras.ops operation ({op_class}), not a layer: Keras records one "
+        "for tensor arithmetic such as x + y, or a keras.ops call on a model's tensors; a spec has no form for it\n"
+        f"  hint: {hint}")
 
 
 def test_lambda_layers_are_refused():
