@@ -79,13 +79,13 @@ class StoredArray:
         raise TypeError("a stored array is read by contiguous row slices")
 
 
-def chunks(array: Any, rows: int | None = None) -> Iterator[np.ndarray]:
+def chunks(array: Any) -> Iterator[np.ndarray]:
     """An array (in memory or stored) as a sequence of row blocks."""
     if not isinstance(array, StoredArray):
         yield array
         return
     row_bytes = max(1, array.nbytes // max(len(array), 1))
-    step = rows or max(1, CHUNK_BYTES // row_bytes)
+    step = max(1, CHUNK_BYTES // row_bytes)
     for start in range(0, len(array), step):
         yield array.rows(start, start + step)
 

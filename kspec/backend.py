@@ -80,8 +80,6 @@ def import_keras(cpu_devices: int | None = None) -> Any:
     return keras
 
 
-
-
 @dataclass(frozen=True)
 class Cluster:
     """This process's place in a multi-process run (JAX's distributed runtime)."""

@@ -27,7 +27,7 @@ READERS = max(2, min(4, (os.cpu_count() or 2) // 2))
 
 
 def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, targets: bool = True) -> Any:
+                 seed: int = 0) -> Any:
     """A PyDataset of (x, y) batches read from the dataset's files.
 
     Shuffling reorders whole batches every epoch: reads stay contiguous,
@@ -51,7 +51,7 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
             start = int(self.order[index]) * batch_size
             batch = dataset.take(slice(start, start + batch_size))
             x = batch.x(spec)
-            return (x, batch.y(spec)) if targets else (x,)
+            return x, batch.y(spec)
 
         def on_epoch_end(self) -> None:
             if shuffle:

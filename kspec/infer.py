@@ -21,7 +21,6 @@ def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PA
     return built
 
 
-
 def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
              verbose: Any = "auto", max_params: int = DEFAULT_MAX_PARAMS) -> dict[str, float]:
     """Every loss and metric of the trained model on the data."""
