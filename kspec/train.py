@@ -370,9 +370,6 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
            progress: Callable[[str], None], max_params: int, shuffle: bool,
            cluster: Cluster | None, stop: StopFlag, stream: bool | None,
            checkpoint_interval: float | None) -> TrainResult:
-    if spec.compile is None or spec.compile.loss is None:
-        raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
-                   "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
     if resume is not None:
         folder = RunFolder.open(resume)
         settings = folder.settings()
@@ -411,6 +408,10 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         use_data_parallel(keras)
     with strategy_scope(keras, settings.strategy, progress):
         built = build(spec, max_params=max_params)
+        # After the build, so that a spec Keras rejects is told its located error first.
+        if spec.compile is None or spec.compile.loss is None:
+            raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
+                       "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
         stop.check(spec)
         dataset = make_data(spec, settings, built.output_shapes(), cluster)
         validation = None
