@@ -48,15 +48,15 @@ class Diagnostic:
 
     def format(self, with_source: bool = True) -> str:
         """The message as a compiler prints it, with the source line and a caret."""
-        lines = [f"{self.location}: {self.severity}: {self.message}"]
+        lines = [f"{self.location}: {self.severity}: {shorten(self.message, MAX_MESSAGE)}"]
         source_line = read_source_line(self.location) if with_source else None
         if source_line is not None:
             number = str(self.location.line)
-            lines.append(f" {number} | {source_line}")
-            pad = " " * max(self.location.column - 1, 0)
-            lines.append(f" {' ' * len(number)} | {pad}^")
+            shown, caret = source_window(source_line, self.location.column)
+            lines.append(f" {number} | {shown}")
+            lines.append(f" {' ' * len(number)} | {' ' * caret}^")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {shorten(self.hint, MAX_MESSAGE)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -68,6 +68,29 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+# A message, a hint and a quoted source line each fit on a screen, however long
+# the line of the file or the value the message echoes.
+MAX_MESSAGE = 600
+SOURCE_WIDTH = 100
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def source_window(line: str, column: int) -> tuple[str, int]:
+    """The part of `line` around 1-based `column`, and the caret's offset in it."""
+    caret = max(column - 1, 0)
+    if len(line) <= SOURCE_WIDTH:
+        return line, caret
+    start = max(0, min(caret - SOURCE_WIDTH // 2, len(line) - SOURCE_WIDTH))
+    shown = line[start:start + SOURCE_WIDTH]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + SOURCE_WIDTH < len(line) else ""
+    return prefix + shown + suffix, caret - start + len(prefix)
 
 
 class KspecError(Exception):

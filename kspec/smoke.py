@@ -9,6 +9,7 @@ and can be written as JUnit XML for CI systems.
 from __future__ import annotations
 
 import glob
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -121,21 +122,32 @@ def format_table(results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
+# XML 1.0 allows tab, newline and carriage return but no other control
+# character, so Keras messages with terminal colours would break the file.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` without terminal escapes and without characters XML 1.0 cannot hold."""
+    return _NOT_XML.sub("?", _ANSI_ESCAPE.sub("", text))
+
+
 def junit_xml(results: list[CheckResult]) -> str:
     """JUnit XML: one testcase per spec, the located error inside a failure."""
     suite = ET.Element("testsuite", name="kspec check", tests=str(len(results)),
                        failures=str(sum(not r.passed for r in results)), errors="0",
                        time=f"{sum(r.seconds for r in results):.3f}")
     for result in results:
-        case = ET.SubElement(suite, "testcase", classname="kspec.check", name=result.spec,
+        case = ET.SubElement(suite, "testcase", classname="kspec.check", name=xml_text(result.spec),
                              time=f"{result.seconds:.3f}")
         if not result.passed:
             text = "\n".join(d.format() for d in result.diagnostics)
-            failure = ET.SubElement(case, "failure", message=result.diagnostics[0].format(with_source=False)
-                                    .splitlines()[0] if result.diagnostics else "failed")
-            failure.text = text
+            first = result.diagnostics[0].format(with_source=False).splitlines()[0] if result.diagnostics else "failed"
+            failure = ET.SubElement(case, "failure", message=xml_text(first))
+            failure.text = xml_text(text)
         elif result.note:
-            ET.SubElement(case, "system-out").text = result.note
+            ET.SubElement(case, "system-out").text = xml_text(result.note)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 

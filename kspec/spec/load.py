@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from ..errors import Diagnostic, Location, SpecError
+from ..errors import Diagnostic, Location, SpecError, shorten
 
 # Past this many nodes (aliases expanded) a spec is refused: no real model
 # needs it, and a "billion laughs" file would otherwise exhaust memory.
@@ -97,7 +97,7 @@ def type_name(node: YNode) -> str:
         return f"the boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
         return f"the number {node.text}"
-    return f"the string '{value}'"
+    return f"the string '{shorten(str(value), 60)}'"
 
 
 def to_python(node: YNode) -> Any:
