@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from . import __version__
-from .errors import Diagnostic, Interrupted, KspecError, Location, SpecError
+from .errors import Diagnostic, Interrupted, KspecError, Location
 
 EXIT_INVALID = 1
 EXIT_INTERRUPTED = 130
@@ -119,16 +119,27 @@ def validate(specs: tuple[Path, ...], as_json: bool) -> None:
     sys.exit(EXIT_INVALID if invalid else 0)
 
 
-def _check_output_path(path: Path | None) -> None:
+def _check_output(path: Path | None, expected: str, inputs: dict[str, Any], kind: str | None = None,
+                  option: str = "-o", folder: bool = False) -> None:
+    """The check of every output path (-o, --out, --junit), before any work is done.
+
+    Like click's own checks of a path, a refusal is command-line misuse
+    (exit 2): a wrong suffix, or what files.check_output refuses (one of the
+    command's `inputs`, a link, a device or FIFO, a folder where a file
+    goes, an existing file of another kind, a folder that does not exist).
+    """
     if path is None:
         return
-    if path.suffix != ".keras":
-        raise click.BadParameter(f"'{path}' must end in .keras (Keras's model format)",
-                                 param_hint="'-o'")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise SpecError([Diagnostic(Location(str(path)), f"cannot write model: folder '{parent}' does not exist",
-                                    "create it first, or choose another path")])
+    suffixes = [word for word in expected.replace(",", " ").split() if word.startswith(".")]
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise click.BadParameter(f"'{path}' must end in {expected}", param_hint=f"'{option}'")
+    from .files import check_output
+
+    try:
+        check_output(path, inputs, folder=folder, kind=kind)
+    except KspecError as exc:
+        [problem] = exc.diagnostics
+        raise click.BadParameter(f"'{path}': {problem.message}; {problem.hint}", param_hint=f"'{option}'") from None
 
 
 @main.command()
@@ -144,7 +155,7 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
     from .build import build as build_model
     from .files import save_model
 
-    _check_output_path(output)
+    _check_output(output, ".keras (Keras's model format)", {"the spec": spec})
     model_def = _prepare(spec, overrides, backend)
     built = build_model(model_def, max_params=max_params)
     model = built.model
@@ -253,6 +264,8 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
         raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
     if validation_split is not None and val_data is not None:
         raise click.UsageError("give --validation-split or --val-data, not both")
+    _check_output(out, "", {"the spec": spec, "the --data path": data, "the --val-data path": val_data,
+                            "the --weights file": weights}, option="--out", folder=True)
 
     from .train import StopFlag
 
@@ -331,8 +344,7 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
     """Write a trained model's predictions for data to an .npz file."""
     from .infer import predict as run_prediction
 
-    if output.suffix != ".npz":
-        raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
+    _check_output(output, ".npz", {"the spec": spec, "the --weights file": weights, "the --data file": data})
     shapes = run_prediction(_prepare(spec, overrides, backend), weights, data, output, batch_size,
                             max_params=max_params)
     listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
@@ -380,8 +392,7 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
         raise click.UsageError(f"give one of --layer, --tensor and --all, not {' and '.join(chosen)}")
     if chosen and (data is None) == (synthetic_n is None):
         raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
-    if output is not None and output.suffix != ".npz":
-        raise click.BadParameter(f"'{output}' must end in .npz", param_hint="'-o'")
+    _check_output(output, ".npz", {"the spec": spec, "the --weights file": weights, "the --data file": data})
 
     model_def = _prepare(spec, overrides, backend)
     keras = import_keras()
@@ -445,6 +456,7 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
     files, problems = smoke.collect(paths)
     if problems:
         raise KspecError(problems)
+    _check_output(junit, "", {f"the spec '{path}'": path for path in files}, kind=".xml", option="--junit")
     results = []
     for path in files:
         result = smoke.check_spec(path, overrides, max_params)
@@ -483,8 +495,7 @@ def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], ma
     from .build import build as build_model
     from .picture import to_dot, write_picture
 
-    if output.suffix not in (".dot", ".svg", ".png"):
-        raise click.BadParameter(f"'{output}' must end in .dot, .svg or .png", param_hint="'-o'")
+    _check_output(output, ".dot, .svg or .png", {"the spec": spec})
     built = build_model(_prepare(spec, overrides, backend), compile=False, max_params=max_params)
     write_picture(to_dot(built, expand=expand), output)
     click.echo(f"wrote {output}")
@@ -507,8 +518,7 @@ def import_model(model_file: Path, output: Path | None, name: str | None) -> Non
     from .files import write_text
     from .importer import import_file
 
-    if output is not None and output.suffix not in (".yaml", ".yml"):
-        raise click.BadParameter(f"'{output}' must end in .yaml", param_hint="'-o'")
+    _check_output(output, ".yaml or .yml", {"the model file": model_file})
     text = import_file(model_file, name)
     if output is None:
         click.echo(text, nl=False)
@@ -526,6 +536,7 @@ def schema(output: Path | None) -> None:
     from .files import write_text
     from .schema import schema as make_schema
 
+    _check_output(output, "", {}, kind=".json")
     text = json.dumps(make_schema(), indent=1) + "\n"
     if output is None:
         click.echo(text, nl=False)

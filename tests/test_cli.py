@@ -122,8 +122,8 @@ def test_build_error_is_located_and_has_no_traceback(run, write_spec, tmp_path):
 def test_build_into_missing_folder(run, tmp_path):
     target = tmp_path / "no" / "such" / "m.keras"
     result = run("build", str(SPECS / "mlp.yaml"), "-o", str(target))
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"{target}: error: cannot write model: folder")
+    assert result.exit_code == 2
+    assert f"'{target}': its folder '{target.parent}' does not exist; create it first" in result.stderr
 
 
 def test_summary_shows_spec_names_and_nested_layers(run):
