@@ -12,7 +12,8 @@ since saving a model is a collective step every process must take part in.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -27,6 +28,22 @@ def use_data_parallel(keras: Any) -> None:
 
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+
+
+@contextmanager
+def off_the_distribution(keras: Any) -> Iterator[None]:
+    """Build and run models on this process's own devices only, then restore the distribution.
+
+    A model built under DataParallel spans every process's devices, so this
+    process cannot read its outputs back; synthetic data's teacher is built
+    and run here instead, on host arrays, identically on every process.
+    """
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def shard(dataset: Dataset, cluster: Cluster) -> Dataset:

@@ -97,6 +97,28 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path):
     assert logs[1].splitlines()[-1].startswith("process 1 of 2: trained 1 epoch(s); ")
 
 
+def test_synthetic_data_is_made_alike_on_every_process_and_sliced(tmp_path):
+    # docs/distributed.md's "Trying it on one machine" crashed here: the teacher that labels synthetic data
+    # predicted under the distribution, on arrays this process cannot read back. Every process now makes
+    # the same 64 samples from the seed and trains on its half; with one batch of 32 per process, each
+    # epoch is one global batch of all 64, as one process with a batch of 64 trains on the same samples.
+    run = tmp_path / "run"
+    common = ["--synthetic", "64", "--epochs", "2", "--batch-size", "32", "--seed", "5"]
+    codes, logs = _distributed(tmp_path, [common + ["--out", str(run)], common + ["--out", str(tmp_path / "p1")]],
+                               port=23459)
+    assert codes == [0, 0], logs
+    weights = logs[1].splitlines()[-1].rsplit("weights ", 1)[1]
+    assert logs[0].splitlines()[-1].endswith(f"; weights {weights}")
+    assert "Traceback" not in logs[0] + logs[1]
+
+    reference = tmp_path / "reference"
+    result = subprocess.run([sys.executable, "-m", "kspec", "train", SPEC, "--synthetic", "64", "--epochs", "2",
+                             "--batch-size", "64", "--seed", "5", "--out", str(reference), "-q", "--backend", "jax"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(_history(run), _history(reference), rtol=1e-5)
+
+
 def test_data_of_another_length_on_one_host_is_refused(tmp_path):
     shared, _ = _data(tmp_path)
     shorter = tmp_path / "shorter.npz"
