@@ -41,7 +41,7 @@ from .backend import Cluster
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
-from .distributed import fingerprint, shard, shared_seed, use_data_parallel
+from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
 from .feed import batch_stream
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
@@ -310,16 +310,24 @@ def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, t
         dataset = load_npz(settings.data, spec, student_shapes, stream=settings.stream)
         return shard(dataset, cluster) if cluster else dataset
     assert settings.synthetic is not None
+    if cluster is None:
+        return synthetic(spec, settings.synthetic, settings.seed, _teacher(spec))
+    # Every process makes the same samples from the run's seed and takes its slice, as with --data. The
+    # teacher stays off the distribution: its outputs must be read back on this process.
+    with off_the_distribution(import_keras()):
+        dataset = synthetic(spec, settings.synthetic, settings.seed, _teacher(spec))
+    return shard(dataset, cluster)
+
+
+def _teacher(spec: ModelDef) -> Callable[[Any], list[Any]]:
+    """A second, freshly initialised copy of the model, whose outputs label synthetic data."""
     teacher = build(spec, compile=False).model  # the same on every process: built from the same seed
 
     def predict(x: Any) -> list[Any]:
         outputs = teacher.predict(x, batch_size=256, verbose=0)
         return outputs if isinstance(outputs, list) else [outputs]
 
-    if cluster is None:
-        return synthetic(spec, settings.synthetic, settings.seed, predict)
-    # Each process makes its own share of the samples, from its own seed.
-    return synthetic(spec, settings.synthetic // cluster.num_processes, settings.seed + cluster.process_id, predict)
+    return predict
 
 
 # --------------------------------------------------------------------- train
