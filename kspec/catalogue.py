@@ -1,9 +1,10 @@
 """What the installed Keras offers, for checking specs without importing Keras.
 
 `catalogue.json` lists every layer class of `keras.layers` with the arguments
-its constructor accepts and those it requires, the arguments its `call`
-accepts, and the names that optimizers, losses, metrics and activations can be
-given by. It is generated from the installed Keras by
+its constructor accepts and those it requires, the kind of value each argument
+takes (see `KINDS`), the arguments its `call` accepts, and the names (and
+classes, with their arguments' kinds) that optimizers, losses, metrics,
+activations, initializers, regularizers and constraints can be given by. It is generated from the installed Keras by
 `python -m kspec.catalogue`; a test regenerates it and compares, so it cannot
 silently drift from the Keras that builds the models.
 """
@@ -41,6 +42,61 @@ def load() -> dict[str, Any]:
 # Everything below imports Keras and runs only when the catalogue is generated.
 
 _POPPED = re.compile(r"kwargs\.pop\(\s*[\"'](\w+)[\"']")
+
+
+# The kind of an argument's default value, which is the kind of value it takes:
+# bool, int, float, str, None (anything: no check), tuple (a list or tuple).
+KINDS = ("bool", "int", "float", "str", "None", "tuple")
+
+
+def _default_kind(value: Any) -> str | None:
+    if value is None:
+        return "None"
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("tuple", (tuple, list))):
+        if isinstance(value, types):
+            return kind
+    return None  # e.g. a callable default: no kind to check against
+
+
+# How Keras's docstrings begin the description of a required argument of one
+# kind ("units: Positive integer, ...", "rate: Float between 0 and 1."); a
+# description that goes on "or tuple ..." matches none of them.
+_DOCUMENTED_KINDS = (
+    ("int", re.compile(r"(?:positive )?(?:int|integer)[,.]", re.IGNORECASE)),
+    ("float", re.compile(r"float(?: between [\w. ]+)?[,.]", re.IGNORECASE)),
+    ("bool", re.compile(r"(?:bool|boolean)[,.]", re.IGNORECASE)),
+    ("tuple", re.compile(r"tuple of integers[,.]", re.IGNORECASE)),
+)
+
+
+def _documented_kind(cls: type, name: str) -> str | None:
+    """The kind a required argument takes, as the class's docstring describes it."""
+    found = re.search(rf"^\s*{name}:\s*(.*)$", inspect.getdoc(cls) or "", re.MULTILINE)
+    if found is None:
+        return None
+    return next((kind for kind, pattern in _DOCUMENTED_KINDS if pattern.match(found.group(1))), None)
+
+
+def _argument_kinds(cls: type) -> dict[str, str]:
+    """Argument -> kind, for the arguments of a constructor whose kind is known."""
+    kinds: dict[str, str] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        try:
+            params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+        except (TypeError, ValueError):
+            break
+        for param in params:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in kinds:
+                continue
+            kind = _documented_kind(klass, param.name) if param.default is param.empty \
+                else _default_kind(param.default)
+            if kind is not None:
+                kinds[param.name] = kind
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return kinds
 
 
 def _accepted_arguments(cls: type, base: type) -> tuple[list[str], list[str], list[str]]:
@@ -108,6 +164,7 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
     """Strings and classes a Keras `get()` accepts, e.g. 'adam' or 'Adam'."""
     candidates: set[str] = set(_ALIASES)
     classes: dict[str, list[str]] = {}
+    kinds: dict[str, dict[str, str]] = {}
     for name in sorted(dir(module)):
         if name.startswith("_") or name in ("get", "serialize", "deserialize"):
             continue
@@ -124,6 +181,7 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
         except (TypeError, ValueError):
             params = []
         classes[name] = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        kinds[name] = {arg: kind for arg, kind in _argument_kinds(obj).items() if arg in classes[name]}
     strings = []
     for name in sorted(candidates):
         try:
@@ -133,7 +191,7 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
         except Exception:
             continue
         strings.append(name)
-    return {"strings": strings, "classes": classes}
+    return {"strings": strings, "classes": classes, "kinds": kinds}
 
 
 def generate() -> dict[str, Any]:
@@ -150,6 +208,7 @@ def generate() -> dict[str, Any]:
             "args": accepted,
             "required": required,
             "deprecated": deprecated,
+            "kinds": {arg: kind for arg, kind in _argument_kinds(obj).items() if arg in accepted},
             "call": _call_arguments(obj),
         }
     # compile() turns these names into the accuracy / cross-entropy that fits each output.

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, did_you_mean
+from .arguments import check_layer_arguments
 from .graph import call_inputs
 from .compile_settings import check_compile
 from .load import YMap, YScalar, to_python
@@ -84,6 +85,7 @@ def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnost
                          f"{layer.class_name} takes: {', '.join(info['args'])}")
         else:
             yield from _check_arg_value(layer, arg, catalogue)
+    yield from check_layer_arguments(layer, catalogue)  # the kind of each value
     for nested in _nested_layers(layer, catalogue):
         yield from check_layer(nested, catalogue)
     for arg in info["required"]:

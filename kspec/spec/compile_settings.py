@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ..errors import Diagnostic, Location, did_you_mean
+from .arguments import check_class_arguments
 from .load import YMap, YNode, YScalar, YSeq, to_python
 from .model import ModelDef, Setting
 
@@ -107,6 +108,7 @@ def _check_identifier(node: YNode, what: str, known: dict[str, Any]) -> Iterator
                 yield _error(arg_key.loc, f"unknown argument '{arg}' for {what} {class_name}"
                              f"{did_you_mean(arg, classes[class_name])}",
                              f"{class_name} takes: {', '.join(classes[class_name])}")
+        yield from check_class_arguments(args_node, f"{what} {class_name}", known["kinds"].get(class_name, {}))
         return
     yield _error(node.loc, f"{what} must be a name or a class with its arguments, got {value!r}",
                  f"e.g. '{known['strings'][0]}' or '{{{next(iter(classes))}: {{...}}}}'")
