@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
+from .modelfile import check_model_file
 from .spec.graph import call_inputs, node_indices
 from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
@@ -68,11 +69,11 @@ def load_weights(model: Any, path: str | Path, loc: Location) -> None:
 
     Only the layers' weights are wanted: a saved optimizer state is skipped
     (the model trains on with a fresh optimizer), without Keras's warning.
+    The file is checked first, like every .keras file kspec opens.
     """
+    check_model_file(path, loc)
     with keras_errors(loc, f"the weights in '{path}'",
                       "the .keras file must hold a model of the same architecture"):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no such file: {path}")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(path)

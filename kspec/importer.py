@@ -23,7 +23,6 @@ import inspect
 import json
 import re
 import warnings
-import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import yaml
 from . import catalogue as catalogue_module
 from .build import deep_recursion, import_keras, keras_message
 from .errors import KspecError, RunError, fail
+from .modelfile import check_model_file
 from .spec.load import FLOAT_RESOLVER
 from .spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
 
@@ -72,24 +72,15 @@ def import_file(path: Path, name: str | None = None) -> str:
     return _Importer(keras, str(path)).spec_text(model, name)
 
 
-def _saved_layers(path: Path) -> int:
-    """About how many layers a .keras file holds (an overestimate: every serialized object counts)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.read("config.json").count(b'"class_name"')
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return 0  # load_model reports what is wrong with the file
-
-
 def _load(keras: Any, path: Path) -> Any:
-    """Load a .keras file without running code from it; failures are RunErrors at the path."""
-    hint = "give a model saved with model.save('NAME.keras')"
-    if path.is_dir():
-        raise fail(RunError, str(path), f"'{path}' is a folder, not a .keras file", hint)
-    if not path.is_file():
-        raise fail(RunError, str(path), f"no such file: '{path}'", hint)
+    """Load a .keras file without running code from it; failures are RunErrors at the path.
+
+    The file is checked (zip members, sizes, every class in its config)
+    before Keras reads any of it; Keras's safe mode stays on besides.
+    """
+    checked = check_model_file(path)
     try:
-        with warnings.catch_warnings(), deep_recursion(_saved_layers(path)):
+        with warnings.catch_warnings(), deep_recursion(checked.layer_count()):
             # an untrained optimizer's state is not the model's
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.saving.load_model(path, safe_mode=True)
@@ -107,7 +98,8 @@ def _load(keras: Any, path: Path) -> Any:
                        f"the model uses the class '{match.group(1)}', which is not part of Keras",
                        "a spec names only classes of keras.layers; custom classes cannot be "
                        "imported") from None
-        raise fail(RunError, str(path), f"cannot load the model: {message}", hint) from None
+        raise fail(RunError, str(path), f"cannot load the model: {message}",
+                   "give a model saved with model.save('NAME.keras')") from None
 
 
 # --------------------------------------------------------------- graph reading

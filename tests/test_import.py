@@ -501,7 +501,9 @@ def test_missing_and_corrupt_files_are_run_errors(tmp_path):
     corrupt.write_bytes(b"not a zip file")
     with pytest.raises(RunError) as info:
         import_file(corrupt)
-    assert str(info.value).startswith(f"{corrupt}: error: cannot load the model: ")
+    assert str(info.value) == (f"{corrupt}: error: '{corrupt}' is not a .keras file (not a zip archive, or cut "
+                               "short)\n  hint: copy the file again if a copy was interrupted, or give a model "
+                               "saved with model.save('NAME.keras')")
 
 
 def test_files_that_need_unsafe_loading_are_refused(tmp_path):
@@ -511,7 +513,7 @@ def test_files_that_need_unsafe_loading_are_refused(tmp_path):
     with pytest.raises(RunError) as info:
         import_file(path)
     assert str(info.value) == (
-        f"{path}: error: the model holds Python code (a Lambda layer or a lambda function), which Keras loads "
+        f"{path}: error: '{path}' holds Python code (a Lambda layer or a lambda function), which Keras loads "
         "only with safe_mode off\n"
         "  hint: kspec never runs code from a file, and a spec cannot carry code; rewrite that part with "
         "layers from keras.layers")
@@ -529,7 +531,7 @@ def test_files_with_unknown_classes_are_refused(tmp_path):
             archive.writestr(name, data)
     with pytest.raises(RunError) as info:
         import_file(path)
-    assert str(info.value).startswith(f"{path}: error: the model uses the class ")
+    assert str(info.value).startswith(f"{path}: error: '{path}' uses the class ")
     assert "a spec names only classes of keras.layers" in str(info.value)
 
 
