@@ -510,6 +510,9 @@ def _restore(keras: Any, spec: ModelDef, folder: RunFolder,
         raise fail(RunError, str(folder.path), "the run has no checkpoint to resume from",
                    "its checkpoints folder was emptied; start the run again")
     epoch, path = latest
+    from .modelfile import check_model_file
+
+    check_model_file(path)  # before Keras reads any of it
     with keras_errors(Location(str(path)), "the checkpoint"), deep_graphs(spec):
         model = keras.saving.load_model(path, safe_mode=True)  # never runs code from a file
     history = [row for row in folder.read_history() if row["epoch"] <= epoch]
