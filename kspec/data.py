@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .arrays import StoredArray, chunks, stored_npy_folder, stored_npz_members
+from .arrays import StoredArray, chunks, read_npy_folder, read_npz_arrays
 from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.graph import call_inputs
@@ -124,12 +124,15 @@ def read_npz(path: Path, stream: bool | None = None) -> dict[str, Any]:
 
     With `stream` (or, when None, for data over STREAM_BYTES), arrays that can
     be read in place come back as StoredArrays, read a few rows at a time.
+    Every header is checked before anything is allocated (kspec.arrays).
     """
     name = str(path)
     if not path.exists():
         raise fail(DataError, name, "data file not found", "check the path")
     if path.is_dir():
         return _read_npy_folder(path, stream)
+    if not path.is_file():  # a FIFO would block, a device never ends
+        raise fail(DataError, name, "is not a regular file", "give an .npz file, or a folder of KEY.npy files")
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
             starts_like_zip = handle.read(4) == b"PK\x03\x04"
@@ -139,18 +142,9 @@ def read_npz(path: Path, stream: bool | None = None) -> dict[str, Any]:
         raise fail(DataError, name, "not an .npz file",
                    "save the arrays with numpy.savez(FILE, input_name=array, ...)")
     try:
-        stored = stored_npz_members(path)
-        if stream is None:
-            stream = sum(a.nbytes for a in stored.values() if a is not None) > STREAM_BYTES
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: stored[key] if stream and stored.get(key) is not None else archive[key]
-                    for key in archive.files}
-    except ValueError as exc:
-        if "pickle" in str(exc) or "object" in str(exc):
-            raise fail(DataError, name, "holds Python objects, which kspec does not load",
-                       "store plain numeric arrays") from None
-        raise fail(DataError, name, f"cannot read the .npz file: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, struct.error) as exc:
+        return read_npz_arrays(path, stream, STREAM_BYTES)
+    except (OSError, zipfile.BadZipFile, EOFError, struct.error, RuntimeError, NotImplementedError,
+            ValueError) as exc:  # zipfile's own refusals: encrypted, unknown compression, bad CRC
         raise fail(DataError, name, f"cannot read the .npz file (corrupt or truncated): {exc}") from None
 
 
@@ -160,16 +154,9 @@ def _read_npy_folder(path: Path, stream: bool | None) -> dict[str, Any]:
         raise fail(DataError, str(path), "is a directory, not an .npz file",
                    "give an .npz file, or a folder of KEY.npy files")
     try:
-        stored = stored_npy_folder(path)
-        if stream is None:
-            stream = sum(a.nbytes for a in stored.values() if a is not None) > STREAM_BYTES
-        return {key: stored[key] if stream and stored[key] is not None
-                else np.load(path / f"{key}.npy", allow_pickle=False) for key in stored}
-    except ValueError as exc:
-        raise fail(DataError, str(path), f"cannot read a .npy file: {exc}",
-                   "store plain numeric arrays with numpy.save") from None
-    except (OSError, EOFError) as exc:
-        raise fail(DataError, str(path), f"cannot read a .npy file (corrupt or truncated): {exc}") from None
+        return read_npy_folder(path, stream, STREAM_BYTES)
+    except OSError as exc:
+        raise fail(DataError, str(path), f"cannot read a .npy file: {exc}") from None
 
 
 def _shape_text(shape: tuple[Any, ...]) -> str:
@@ -211,15 +198,12 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
         listed = ", ".join(f"{key}: {n}" for key, n in lengths.items())
         raise fail(DataError, source, f"arrays have different lengths ({listed})",
                    "every array holds one row per sample")
+    if not any(lengths.values()):
+        raise fail(DataError, source, f"the arrays hold no samples ({', '.join(named)}: 0 rows)",
+                   "store at least one row per array")
 
-    inputs = {inp.name: _check_input(named[inp.name], inp, source) for inp in spec.inputs}
     ranges = embedding_ranges(spec)
-    for name, limit in ranges.items():
-        low, high = _min_max(inputs[name])
-        if low is not None and (low < 0 or high >= limit):
-            raise fail(DataError, source,
-                       f"array '{name}' holds ids from {low} to {high}, outside the "
-                       f"Embedding's input_dim {limit}", f"ids must lie in [0, {limit - 1}]")
+    inputs = {inp.name: _check_input(named[inp.name], inp, ranges.get(inp.name), source) for inp in spec.inputs}
     targets = {}
     if need_targets:
         kinds = output_kinds(spec)
@@ -228,55 +212,100 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
     return Dataset(inputs, targets, source)
 
 
-def _check_input(array: np.ndarray, inp: Any, source: str) -> np.ndarray:
+def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> Any:
+    """The input's array, checked and cast to the input's dtype."""
     expected = (None,) + tuple(inp.shape)
     if not _fits(array.shape, expected):
         raise fail(DataError, source, f"array '{inp.name}' has shape {array.shape}; input '{inp.name}' "
                    f"expects {_shape_text(expected)}", "the first axis counts samples")
-    dtype = inp.dtype or "float32"
-    if dtype.startswith(("int", "uint")):
-        if not np.issubdtype(array.dtype, np.integer):
-            raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
-                       f"expects integers ({dtype})", "store it as an integer array")
-        return _as(array, dtype)
-    if dtype == "bool":
-        return _as(array, bool)
+    dtype = np.dtype(inp.dtype or "float32")
+    if dtype.kind in "iu" and not np.issubdtype(array.dtype, np.integer):
+        raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
+                   f"expects integers ({dtype})", "store it as an integer array")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                    f"expects numbers ({dtype})")
-    _check_finite(array, inp.name, source)
-    return _as(array, dtype)
+    values = scan(array, inp.name, source, whole=dtype.kind == "b")
+    if ids_limit is not None and values.low is not None and (values.low < 0 or values.high >= ids_limit):
+        raise fail(DataError, source, f"array '{inp.name}' holds ids from {values.low} to {values.high}, "
+                   f"outside the Embedding's input_dim {ids_limit}", f"ids must lie in [0, {ids_limit - 1}]")
+    return checked_cast(array, dtype, values, inp.name, source)
 
 
-def _as(array: Any, dtype: Any, row_shape: tuple[int, ...] | None = None) -> Any:
-    """`array` as `dtype` (and rows of `row_shape`): converted now in memory, per read when stored."""
+@dataclass(frozen=True)
+class Values:
+    """What one pass over an array found: its smallest and largest value, and whether all are whole."""
+
+    low: Any
+    high: Any
+    whole: bool
+
+
+def scan(array: Any, name: str, source: str, whole: bool = False) -> Values:
+    """Smallest and largest value, a chunk at a time (one read of a stored file); NaN or infinity refused.
+
+    With `whole`, also finds whether every value is a whole number.
+    """
+    low = high = None
+    all_whole = True
+    row = 0
+    floating = np.issubdtype(array.dtype, np.floating)
+    for chunk in chunks(array):
+        if floating:
+            finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+            if not finite.all():
+                bad = row + int(np.flatnonzero(~finite)[0])
+                raise fail(DataError, source, f"array '{name}' holds NaN or infinity (first in row {bad})",
+                           "clean or drop those rows before training")
+            if whole:
+                all_whole = all_whole and bool(np.all(np.floor(chunk) == chunk))
+        if chunk.size:
+            low = chunk.min().item() if low is None else min(low, chunk.min().item())
+            high = chunk.max().item() if high is None else max(high, chunk.max().item())
+        row += len(chunk)
+    return Values(low, high, all_whole)
+
+
+def checked_cast(array: Any, dtype: np.dtype, values: Values, name: str, source: str,
+                 row_shape: tuple[int, ...] | None = None) -> Any:
+    """`array` as `dtype`, refusing values the cast would change without a word.
+
+    NumPy wraps integers that do not fit (2**31 becomes -2**31 in int32),
+    turns floats beyond a type's range into infinity and any non-zero into
+    True: every cast of data kspec makes goes through here, after `scan`.
+    """
+    if values.low is not None and array.dtype != dtype:
+        fits = _holds(dtype, values)
+        if not fits:
+            raise fail(DataError, source, f"array '{name}' holds values from {values.low} to {values.high}, "
+                       f"which {dtype} cannot hold: {_range_text(dtype)}; the cast would change them",
+                       _cast_hint(dtype))
     if isinstance(array, StoredArray):
-        return array.view(dtype, row_shape)
+        return array.view(dtype, row_shape)  # converted per read, from the values checked here
     array = array.astype(dtype, copy=False)
     return array if row_shape is None else array.reshape((len(array),) + row_shape)
 
 
-def _min_max(array: Any) -> tuple[Any, Any]:
-    """Smallest and largest value, a chunk at a time; (None, None) for an empty array."""
-    low = high = None
-    for chunk in chunks(array):
-        if chunk.size:
-            low = chunk.min() if low is None else min(low, chunk.min())
-            high = chunk.max() if high is None else max(high, chunk.max())
-    return low, high
+def _holds(dtype: np.dtype, values: Values) -> bool:
+    if dtype.kind == "b":
+        return values.low >= 0 and values.high <= 1 and values.whole
+    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
+    return bool(info.min <= values.low and values.high <= info.max)
 
 
-def _check_finite(array: Any, name: str, source: str) -> None:
-    if not np.issubdtype(array.dtype, np.floating):
-        return
-    row = 0
-    for chunk in chunks(array):
-        finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
-        if not finite.all():
-            bad = row + int(np.flatnonzero(~finite)[0])
-            raise fail(DataError, source, f"array '{name}' holds NaN or infinity (first in row {bad})",
-                       "clean or drop those rows before training")
-        row += len(chunk)
+def _range_text(dtype: np.dtype) -> str:
+    if dtype.kind == "b":
+        return "only 0 and 1"
+    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
+    return f"{info.min} to {info.max}"
+
+
+def _cast_hint(dtype: np.dtype) -> str:
+    if dtype.kind in "iu":
+        return "store ids that fit, or give the input a wider dtype in the spec (e.g. dtype: int64)"
+    if dtype.kind == "b":
+        return "store 0/1 or True/False values"
+    return "scale the values into range, or give the input a wider dtype in the spec (e.g. dtype: float32)"
 
 
 def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], kind: str,
@@ -290,9 +319,9 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
         if not np.issubdtype(array.dtype, np.integer):
             raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; a sparse categorical loss "
                        "expects integer class ids")
-        low, high = _min_max(array)
-        if low is not None and (low < 0 or high >= classes):
-            raise fail(DataError, source, f"array '{name}' holds class ids from {low} to {high}; "
+        values = scan(array, name, source)
+        if values.low is not None and (values.low < 0 or values.high >= classes):
+            raise fail(DataError, source, f"array '{name}' holds class ids from {values.low} to {values.high}; "
                        f"output '{name}' has {classes} classes", f"ids must lie in [0, {classes - 1}]")
         return array
     expected = tuple(output_shape)
@@ -301,8 +330,8 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
                    f"expects {_shape_text(expected)}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
-    _check_finite(array, name, source)
-    return _as(array, "float32", tuple(expected[1:]))
+    values = scan(array, name, source)
+    return checked_cast(array, np.dtype("float32"), values, name, source, tuple(expected[1:]))
 
 
 def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],

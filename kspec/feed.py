@@ -9,17 +9,24 @@ Who reads ahead depends on the backend. With TensorFlow, Keras wraps the
 dataset in tf.data, which prefetches on its own thread; adding Keras's reader
 threads on top turns that off and, on 2 cores, trained slower (BENCHMARKS.md).
 With JAX and torch, Keras's reader threads are the only way to read ahead.
+
+A file that changes or shrinks while it is read fails the batch with a
+DataError naming it (kspec.arrays). tf.data turns any exception of a batch
+into an error of its own, so the stream keeps its failure and `reading`
+raises it again, as itself, from the call that trained on the stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .data import Dataset
+from .errors import DataError
 from .spec.model import ModelDef
 
 # Keras's reader threads, for backends without tf.data: one per two cores, 2 to 4.
@@ -41,6 +48,7 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
             workers = 1 if keras.backend.backend() == "tensorflow" else READERS  # 1: no threads of Keras's own
             super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
             self.rng = np.random.default_rng(seed)
+            self.failure: DataError | None = None
             self.order = np.arange(len(self))
             self.on_epoch_end()
 
@@ -49,7 +57,11 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
 
         def __getitem__(self, index: int) -> Any:
             start = int(self.order[index]) * batch_size
-            batch = dataset.take(slice(start, start + batch_size))
+            try:
+                batch = dataset.take(slice(start, start + batch_size))
+            except DataError as exc:
+                self.failure = exc
+                raise
             x = batch.x(spec)
             return x, batch.y(spec)
 
@@ -59,3 +71,15 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
 
     return BatchStream()
 
+
+
+@contextlib.contextmanager
+def reading(*streams: Any) -> Iterator[None]:
+    """Raise a stream's own DataError from the fit or evaluate that read it (None streams are skipped)."""
+    try:
+        yield
+    except Exception:
+        for stream in streams:
+            if stream is not None and stream.failure is not None:
+                raise stream.failure from None
+        raise

@@ -38,10 +38,11 @@ def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,
     with model_errors(spec, "evaluating"):
         if dataset.streamed:  # larger than memory: read batch by batch
             from .backend import import_keras
-            from .feed import batch_stream
+            from .feed import batch_stream, reading
 
             feed = batch_stream(import_keras(), spec, dataset, batch_size)
-            results = built.model.evaluate(feed, verbose=verbose, return_dict=True)
+            with reading(feed):  # a data file that changed: its own error
+                results = built.model.evaluate(feed, verbose=verbose, return_dict=True)
         else:
             results = built.model.evaluate(dataset.x(spec), dataset.y(spec), batch_size=batch_size,
                                            verbose=verbose, return_dict=True)

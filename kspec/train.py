@@ -42,7 +42,7 @@ from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
 from .data import Dataset, load_npz, synthetic
 from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
-from .feed import batch_stream
+from .feed import batch_stream, reading
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .files import save_model, write_text
 from .spec.model import ModelDef
@@ -461,8 +461,10 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     callbacks = _callbacks(keras, folder, history, stop, progress, checkpointer)
     if dataset.streamed or (validation is not None and validation.streamed):
         train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
-        model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs, initial_epoch=start_epoch,
-                  shuffle=False, verbose=verbose, callbacks=callbacks)  # the feed shuffles; Keras would again
+        with reading(train_feed, validation_feed):  # a data file that changed: its own error
+            model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs,
+                      initial_epoch=start_epoch, shuffle=False, verbose=verbose,
+                      callbacks=callbacks)  # the feed shuffles; Keras would again
     else:
         model.fit(
             dataset.x(spec), dataset.y(spec),

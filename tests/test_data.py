@@ -149,7 +149,7 @@ def test_pickled_objects_are_refused(tmp_path):
     np.savez(path, image=np.array([{"a": 1}], dtype=object), digit=np.zeros(1, "int64"))
     with pytest.raises(DataError) as info:
         load_npz(path, DIGITS, DIGITS_OUTPUTS)
-    assert info.value.diagnostics[0].message == "holds Python objects, which kspec does not load"
+    assert info.value.diagnostics[0].message == "array 'image' holds Python objects, which kspec does not load"
 
 
 def test_missing_file(tmp_path):

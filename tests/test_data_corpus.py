@@ -95,7 +95,7 @@ CASES = {
     "not_npz": (DIGITS, _bytes(b"image,digit\n0.1,3\n"), ALL, "error: not an .npz file"),
     "empty_file": (DIGITS, _bytes(b""), ALL, "error: not an .npz file"),
     "truncated": (DIGITS, _truncated, ALL, "error: the .npz file is truncated or corrupt"),
-    "pickled": (DIGITS, _pickled, ALL, "error: holds Python objects, which kspec does not load"),
+    "pickled": (DIGITS, _pickled, ALL, "error: array 'image' holds Python objects, which kspec does not load"),
     "folder": (DIGITS, _folder, ALL, "error: is a directory, not an .npz file"),
     "embedding_range": (MULTI_IO, _multi_io(np.full((2, 100), 10000)), ALL,
                         "error: array 'main_input' holds ids from 10000 to 10000, outside the Embedding's "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT, SPECS
 
-from kspec.arrays import StoredArray, stored_npz_members
+from kspec.arrays import StoredArray
+from kspec import data as kspec_data
 from kspec.cli import main
 from kspec.data import read_npz
+from kspec.errors import DataError
 
 
 def test_uncompressed_members_are_read_in_place(tmp_path):
@@ -26,8 +29,9 @@ def test_uncompressed_members_are_read_in_place(tmp_path):
     np.testing.assert_array_equal(arrays["image"].window(1, 2)[0:1], image[1:2])
     compressed = tmp_path / "c.npz"
     np.savez_compressed(compressed, image=image)
-    assert stored_npz_members(compressed) == {"image": None}  # compressed members are loaded instead
-    np.testing.assert_array_equal(read_npz(compressed, stream=True)["image"], image)
+    loaded = read_npz(compressed, stream=True)["image"]
+    assert isinstance(loaded, np.ndarray)  # compressed members are loaded instead
+    np.testing.assert_array_equal(loaded, image)
 
 
 def _train_mlp(tmp_path: Path, mode: str, *extra: str) -> np.ndarray:
@@ -79,9 +83,56 @@ def test_a_cut_short_npy_file_is_refused_before_training(tmp_path, stream):
     result = CliRunner().invoke(main, ["train", str(SPECS / "mlp.yaml"), "--data", str(folder), "--out",
                                        str(tmp_path / "run"), "-q", stream])
     assert result.exit_code == 1, result.output
-    assert result.output == (f"{folder}: error: cannot read a .npy file (corrupt or truncated): 'inputs.npy' "
-                             "holds 156,736 of the 313,600 bytes of data its header promises\n")
+    assert result.output == (f"{folder / 'inputs.npy'}: error: array 'inputs' promises 313,600 bytes of data "
+                             "(shape (100, 784), float32) but the file holds 156,736\n"
+                             "  hint: the file is truncated or damaged; write it again\n")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("change, how", [("shrink", "shrank"), ("rewrite", "changed")])
+def test_a_stored_array_refuses_a_file_changed_after_it_was_checked(tmp_path, change, how):
+    path = tmp_path / "d.npz"
+    np.savez(path, image=np.zeros((4, 3), "float32"))
+    stored = read_npz(path, stream=True)["image"]
+    assert stored[0:4].shape == (4, 3)  # unchanged: read as usual
+    if change == "shrink":
+        path.write_bytes(path.read_bytes()[:-40])
+    else:
+        np.savez(path, image=np.ones((4, 3), "float32"))  # same size, new content
+        os.utime(path, ns=(0, 1))  # a modification time of its own, whatever the clock's resolution
+    with pytest.raises(DataError) as info:
+        stored[0:4]
+    assert str(info.value) == (f"{path}: error: the file {how} while kspec was reading array 'image' from it\n"
+                               "  hint: leave data files alone while kspec uses them, then run the command again")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_data_that_shrinks_during_training_stops_with_the_file_named(tmp_path, monkeypatch, command):
+    # The file is cut short after a few batches were read: the next batch finds out inside
+    # Keras's fit or evaluate (on tf.data's thread, which wraps errors in its own), and the
+    # command stops with the file's own error.
+    data = tmp_path / "data.npz"
+    _mlp_data(data, 64)
+    real_take, batches_read = kspec_data.Dataset.take, []
+
+    def take_then_shrink(self, rows):
+        batches_read.append(rows)
+        if len(batches_read) == 5:  # past the batches Keras reads up front to learn their shapes
+            data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+        return real_take(self, rows)
+
+    monkeypatch.setattr(kspec_data.Dataset, "take", take_then_shrink)
+    monkeypatch.setattr(kspec_data, "STREAM_BYTES", 0)  # evaluate streams only large files
+    weights = tmp_path / "mlp.keras"
+    assert CliRunner().invoke(main, ["build", str(SPECS / "mlp.yaml"), "-o", str(weights)]).exit_code == 0
+    args = {"train": ["train", str(SPECS / "mlp.yaml"), "--out", str(tmp_path / "run"), "-q", "--no-shuffle"],
+            "evaluate": ["evaluate", str(SPECS / "mlp.yaml"), "--weights", str(weights)]}[command]
+    result = CliRunner().invoke(main, [*args, "--data", str(data), "--batch-size", "4"])
+    assert result.exit_code == 1, result.output
+    assert len(batches_read) >= 5
+    assert result.stderr.splitlines()[0] == f"{data}: error: the file shrank while kspec was reading array " \
+        "'inputs' from it"  # a batch's inputs are read first
+    assert "Traceback" not in result.output
 
 
 def _peak_memory(args: list[str]) -> int:
