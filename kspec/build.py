@@ -11,6 +11,7 @@ model.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import warnings
 from contextlib import contextmanager
@@ -62,6 +63,81 @@ def keras_errors(loc: Location, what: str, hint: str | None = None) -> Iterator[
         raise
     except Exception as exc:  # Keras raises ValueError, TypeError, and more
         raise keras_error(loc, what, exc, hint) from None
+
+
+def run_message(exc: Exception) -> str:
+    """Keras's message on one line; of a TensorFlow graph error, only its last paragraph.
+
+    A graph error first lists the Python stack that defined the failing node,
+    which would read as a traceback.
+    """
+    text = str(exc).strip()
+    if text.startswith("Graph execution error"):
+        text = re.split(r"\n\s*\n", text)[-1]
+        text = re.sub(r"\[\[\{\{node [^}]*\}\}\]\]|\[Op:[^\]]*\]", "", text)  # node and op: located instead
+    return keras_message(Exception(text)) if text.strip() else type(exc).__name__
+
+
+_PATH = re.compile(r"[A-Za-z_][\w.-]*(?:/[\w.-]+)+")  # a graph node or variable path
+
+
+def graph_location(spec: ModelDef, message: str) -> Location | None:
+    """The spec location of the layer a graph node or variable path in an error names.
+
+    TensorFlow names the node that failed by its scopes, e.g.
+    `model_1/encoder_1/embedding_1/GatherV2`: the path is followed down
+    through the sub-models it names.
+    """
+    for path in _PATH.findall(message):
+        where = _walk(spec, path.split("/"))
+        if where is not None:
+            return where
+    return None
+
+
+def stack_location(spec: ModelDef, trace: Any) -> Location | None:
+    """The spec location of the innermost layer being called in a traceback."""
+    return _walk(spec, _stack_layer_names(trace))
+
+
+def _stack_layer_names(trace: Any) -> list[str]:
+    """Names of the layers being called in a traceback, outermost first."""
+    names: list[str] = []
+    while trace is not None:
+        owner = trace.tb_frame.f_locals.get("self")
+        name = getattr(owner, "name", None)
+        if isinstance(name, str) and type(owner).__module__.startswith("keras") and name not in names[-1:]:
+            names.append(name)
+        trace = trace.tb_next
+    return names
+
+
+def _walk(spec: ModelDef, names: list[str]) -> Location | None:
+    """Follow a path of layer names down through sub-models; the innermost spec location found."""
+    found = None
+    for name in names:
+        entry = _named(spec, name) or _named(spec, re.sub(r"_\d+$", "", name))
+        if entry is None:
+            continue
+        found, sub = entry
+        if sub is not None:
+            spec = sub
+    return found
+
+
+def _named(spec: ModelDef, name: str) -> tuple[Location, ModelDef | None] | None:
+    """Where a layer, sub-model or input of this model is declared."""
+    if name in spec.models:
+        return spec.models[name].loc, spec.models[name]
+    if name in spec.layers:
+        return spec.layers[name].where, None
+    for edge in spec.edges:
+        if edge.layer is not None and name in edge.layer_names():
+            return edge.loc, None
+    for layer_name, layer in spec.sequence:
+        if layer_name == name:
+            return layer.loc, None
+    return next(((inp.loc, None) for inp in spec.inputs if inp.name == name), None)
 
 
 def load_weights(model: Any, path: str | Path, loc: Location) -> None:

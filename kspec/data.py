@@ -16,7 +16,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .arrays import StoredArray, chunks, read_npy_folder, read_npz_arrays
 from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.graph import call_inputs
-from .spec.model import ModelDef, Ref
+from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref
 
 BINARY, CATEGORICAL, SPARSE, REGRESSION = "binary", "categorical", "sparse", "regression"
 
@@ -100,18 +100,57 @@ def output_kinds(spec: ModelDef) -> dict[str, str]:
 
 
 def embedding_ranges(spec: ModelDef) -> dict[str, int]:
-    """Input name -> input_dim of an Embedding that is called directly on it."""
+    """Input name -> the smallest input_dim of an Embedding its ids reach.
+
+    An input reaches an Embedding called directly on it, or one inside a
+    sub-model (functional or sequential, nested to any depth) that it is given
+    to as that sub-model's input.
+    """
     input_names = {inp.name for inp in spec.inputs}
     ranges: dict[str, int] = {}
     for index, edge in enumerate(spec.edges):
-        layer = edge.layer or (spec.layers.get(edge.target.name) if edge.target else None)
-        called_on = call_inputs(spec, index)
-        if layer is None or layer.class_name != "Embedding" or not isinstance(called_on, Ref):
-            continue
-        if called_on.name in input_names:
-            input_dim = int(layer.args["input_dim"])
-            ranges[called_on.name] = min(input_dim, ranges.get(called_on.name, input_dim))
+        for name, limit in _ids_limits(spec, edge, call_inputs(spec, index)):
+            if name in input_names:
+                ranges[name] = min(limit, ranges.get(name, limit))
     return ranges
+
+
+def _ids_limits(spec: ModelDef, edge: Edge, called_on: CallInputs) -> Iterator[tuple[str, int]]:
+    """(tensor name, input_dim) for each tensor this call feeds to an Embedding."""
+    sub = spec.models.get(edge.target.name) if edge.target else None
+    if sub is not None:
+        limits = _submodel_limits(sub)
+        if isinstance(called_on, dict):
+            pairs = [(value, limits.get(key)) for key, value in called_on.items()]
+        else:
+            refs = called_on if isinstance(called_on, tuple) else (called_on,)
+            pairs = list(zip(refs, limits.values())) if sub.inputs else [(refs[0], limits.get(""))]
+        for ref, limit in pairs:
+            if isinstance(ref, Ref) and limit is not None:
+                yield ref.name, limit
+        return
+    layer = edge.layer or (spec.layers.get(edge.target.name) if edge.target else None)
+    limit = _embedding_limit(layer)
+    if limit is not None and isinstance(called_on, Ref):
+        yield called_on.name, limit
+
+
+def _submodel_limits(sub: ModelDef) -> dict[str, int | None]:
+    """A sub-model's input name ("" for a sequential one without inputs) -> its ids' limit."""
+    if sub.kind == "sequential":
+        first = _embedding_limit(sub.sequence[0][1]) if sub.sequence else None
+        return {(sub.inputs[0].name if sub.inputs else ""): first}
+    inner = embedding_ranges(sub)
+    return {inp.name: inner.get(inp.name) for inp in sub.inputs}
+
+
+def _embedding_limit(layer: LayerDef | None) -> int | None:
+    if layer is None or layer.class_name != "Embedding":
+        return None
+    input_dim = layer.args.get("input_dim")
+    if isinstance(input_dim, bool) or not isinstance(input_dim, int) or input_dim < 1:
+        return None  # validate or Keras reports it
+    return input_dim
 
 
 # ------------------------------------------------------------------- reading

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .build import DEFAULT_MAX_PARAMS, Built, build, keras_message, load_weights
+from .build import DEFAULT_MAX_PARAMS, Built, build, graph_location, load_weights, run_message, stack_location
 from .data import load_npz
 from .errors import KspecError, Location, SpecError, fail
 from .files import NpzWriter
@@ -83,10 +83,13 @@ def model_errors(spec: ModelDef, doing: str) -> Iterator[None]:
     except (KspecError, KeyboardInterrupt):
         raise
     except Exception as exc:  # ValueError, TypeError, TensorFlow's errors, ...
-        message = keras_message(exc)
+        message = run_message(exc)
         if len(message) > MAX_MESSAGE:
             message = message[:MAX_MESSAGE] + " ..."
-        raise fail(SpecError, blamed_layer(spec, message), f"Keras failed while {doing}: {message}",
+        where = graph_location(spec, str(exc)) or blamed_layer(spec, message)
+        if where == spec.loc:  # the message names no layer: the innermost one being called, if any
+            where = stack_location(spec, exc.__traceback__) or where
+        raise fail(SpecError, where, f"Keras failed while {doing}: {message}",
                    "the spec and the data passed every check, but Keras could not run them; "
                    "this is the place in the spec that Keras's message names") from None
 

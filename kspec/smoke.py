@@ -63,7 +63,7 @@ def collect(paths: Iterable[str]) -> tuple[list[Path], list[Diagnostic]]:
 def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> CheckResult:
     """Validate, build, train two steps and predict; never raises for the spec's own problems."""
     from .build import build, import_keras
-    from .data import REGRESSION, Dataset, labels_from_teacher, output_kinds, synthetic_inputs
+    from .infer import model_errors
     from .spec import read_spec
 
     keras = import_keras()
@@ -75,32 +75,39 @@ def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None
         built = build(spec, max_params=max_params) if max_params else build(spec)
         model = built.model
         result.params = model.count_params()
-        dataset = Dataset(synthetic_inputs(spec, SAMPLES, np.random.default_rng(0)), {}, "synthetic")
-        outputs = model.predict(dataset.x(spec), batch_size=SAMPLES, verbose=0)
-        outputs = outputs if isinstance(outputs, list) else [outputs]
-        if spec.compile is not None and spec.compile.loss is not None:
-            # Labels from the model's own outputs (shifted, for regression), so that they fit each loss.
-            rng = np.random.default_rng(1)
-            named = {name: out + rng.normal(size=out.shape).astype(out.dtype) if kind == REGRESSION else out
-                     for (name, kind), out in zip(output_kinds(spec).items(), outputs)}
-            dataset.targets = labels_from_teacher(named, output_kinds(spec))
-            history = model.fit(dataset.x(spec), dataset.y(spec), batch_size=SAMPLES // 2, epochs=1, verbose=0)
-            loss = history.history["loss"][-1]
-            if not np.isfinite(loss):
-                raise _failure(path, f"training gave a loss of {loss}", "check the loss and the model's outputs")
-            result.note = f"loss {loss:.4g}"
-        else:
-            result.note = "no loss: built and predicted, not trained"
+        with model_errors(spec, "predicting and training two steps on synthetic data"):
+            result.note = _predict_and_train(spec, model, path)
         result.passed = True
     except KspecError as exc:
         result.diagnostics = list(exc.diagnostics)
-    except Exception as exc:  # Keras failing while training or predicting
+    except Exception as exc:  # a fault outside the located steps above, still reported per spec
         result.diagnostics = [Diagnostic(Location(str(path)), f"Keras failed while training or predicting: "
                                                              f"{' '.join(str(exc).split())}")]
     finally:
         result.seconds = time.monotonic() - started
         keras.backend.clear_session()  # free the model before the next spec
     return result
+
+
+def _predict_and_train(spec: Any, model: Any, path: Path) -> str:
+    """Predict, then train two steps, on synthetic data; a note on how it went."""
+    from .data import REGRESSION, Dataset, labels_from_teacher, output_kinds, synthetic_inputs
+
+    dataset = Dataset(synthetic_inputs(spec, SAMPLES, np.random.default_rng(0)), {}, "synthetic")
+    outputs = model.predict(dataset.x(spec), batch_size=SAMPLES, verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    if spec.compile is None or spec.compile.loss is None:
+        return "no loss: built and predicted, not trained"
+    # Labels from the model's own outputs (shifted, for regression), so that they fit each loss.
+    rng = np.random.default_rng(1)
+    named = {name: out + rng.normal(size=out.shape).astype(out.dtype) if kind == REGRESSION else out
+             for (name, kind), out in zip(output_kinds(spec).items(), outputs)}
+    dataset.targets = labels_from_teacher(named, output_kinds(spec))
+    history = model.fit(dataset.x(spec), dataset.y(spec), batch_size=SAMPLES // 2, epochs=1, verbose=0)
+    loss = history.history["loss"][-1]
+    if not np.isfinite(loss):
+        raise _failure(path, f"training gave a loss of {loss}", "check the loss and the model's outputs")
+    return f"loss {loss:.4g}"
 
 
 def _failure(path: Path, message: str, hint: str) -> KspecError:

@@ -9,7 +9,7 @@ from conftest import SPECS
 from seed_models import SEED_MODELS
 
 from kspec.build import build
-from kspec.errors import SpecError
+from kspec.errors import Location, SpecError
 from kspec.spec import read_spec
 
 
@@ -232,3 +232,34 @@ def test_a_chain_deeper_than_pythons_recursion_limit_builds_and_reloads(tmp_path
 
     imported = import_file(tmp_path / "deep.keras")
     assert "d: {Dense: {units: 2}, repeat: 1000}" in imported  # the importer finds the repeat again
+
+
+GRAPH_ERROR = """Graph execution error:
+
+Detected at node ids_model_1/enc_1/embedding_1/GatherV2 defined at (most recent call last):
+  File "<stdin>", line 10, in <module>
+
+indices[0,0] = 5 is not in [0, 3)
+\t [[{{node ids_model_1/enc_1/embedding_1/GatherV2}}]] [Op:__inference_one_step_on_data_distributed_177]"""
+
+
+def test_a_graph_error_is_located_at_the_layer_its_node_path_names(write_spec):
+    from kspec.build import graph_location, run_message
+
+    spec = read_spec(write_spec("""\
+name: ids_model
+inputs: {ids: {shape: [5], dtype: int32}}
+models:
+  enc:
+    sequential:
+      - Dense: {units: 2}
+      - Embedding: {input_dim: 3, output_dim: 4}
+edges:
+  embedding: {layer: enc, in: ids}
+outputs: [embedding]
+"""))[0]
+    # The sequential's Embedding (line 7), not the top-level edge that shares its name.
+    assert graph_location(spec, GRAPH_ERROR) == Location(spec.file, 7, 9)
+    assert run_message(Exception(GRAPH_ERROR)) == "indices[0,0] = 5 is not in [0, 3)"
+    assert graph_location(spec, "Unknown variable: <Variable path=enc/dense/kernel>") == Location(spec.file, 6, 9)
+    assert graph_location(spec, "no path here") is None

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import SPECS
 
-from kspec.data import (BINARY, CATEGORICAL, REGRESSION, SPARSE, check_arrays, labels_from_teacher,
-                        load_npz, output_kinds, synthetic_inputs)
+from kspec.data import (BINARY, CATEGORICAL, REGRESSION, SPARSE, check_arrays, embedding_ranges,
+                        labels_from_teacher, load_npz, output_kinds, synthetic_inputs)
 from kspec.errors import DataError
 from kspec.spec import read_spec
 
@@ -181,3 +181,50 @@ def test_teacher_labels_fit_each_loss():
     assert labels["c"].shape == (10, 3) and (labels["c"].sum(axis=1) == 1).all()
     assert labels["s"].tolist() == [2] * 10
     assert labels["r"].dtype == np.float32
+
+
+NESTED_IDS = """\
+inputs:
+  a: {shape: [5], dtype: int32}
+  b: {shape: [5], dtype: int32}
+  c: {shape: [5], dtype: int32}
+models:
+  outer:
+    inputs: {p: {shape: [5], dtype: int32}, q: {shape: [5], dtype: int32}}
+    models:
+      seq:
+        sequential:
+          - Embedding: {input_dim: 2, output_dim: 2}
+      inner:
+        inputs: {t: {shape: [5], dtype: int32}}
+        edges:
+          e: {Embedding: {input_dim: 4, output_dim: 2}, in: t}
+        outputs: [e]
+    edges:
+      u: {layer: seq, in: p}
+      v: {layer: inner, in: q}
+      w: {Concatenate: {}, in: [u, v]}
+    outputs: [w]
+edges:
+  h: {layer: outer, in: {q: a, p: b}}
+  k: {layer: outer, in: [a, c]}
+  y: {Concatenate: {}, in: [h, k]}
+outputs: [y]
+loss: mse
+"""
+
+
+def test_ids_stay_inside_embeddings_in_sub_models(write_spec):
+    spec = read_spec(write_spec(NESTED_IDS))[0]
+    # a reaches inner's Embedding (4) by name and seq's (2) by position; b reaches seq's; c inner's.
+    assert embedding_ranges(spec) == {"a": 2, "b": 2, "c": 4}
+    inputs = synthetic_inputs(spec, 200, np.random.default_rng(0))
+    assert [(inputs[name].min(), inputs[name].max()) for name in "abc"] == [(0, 1), (0, 1), (0, 3)]
+
+
+def test_data_ids_outside_an_embedding_in_a_sub_model_are_refused(write_spec):
+    spec = read_spec(write_spec(NESTED_IDS))[0]
+    arrays = {name: np.zeros((3, 5), dtype="int32") for name in "abc"}
+    arrays["b"][2, 4] = 3
+    assert message(arrays, spec, {}, need_targets=False).splitlines()[0] == (
+        "d.npz: error: array 'b' holds ids from 0 to 3, outside the Embedding's input_dim 2")

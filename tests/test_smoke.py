@@ -69,3 +69,15 @@ def test_overrides_apply_to_every_spec(tmp_path):
     result = CliRunner().invoke(main, ["check", str(SPECS / "mlp.yaml"), "--json", "--set", "edges.hidden.units=8"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["params"] == 784 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10
+
+
+def test_an_embedding_inside_a_sub_model_gets_ids_it_can_take(tmp_path):
+    # input_dim 3 in a sequential sub-model: synthetic ids of 3 or more would fail in Keras's gather.
+    spec = tmp_path / "ids.yaml"
+    spec.write_text("inputs: {ids: {shape: [5], dtype: int32}}\n"
+                    "models:\n  enc:\n    sequential:\n"
+                    "      - Embedding: {input_dim: 3, output_dim: 4}\n      - GlobalAveragePooling1D: {}\n"
+                    "edges:\n  h: {layer: enc, in: ids}\n  y: {Dense: {units: 1}}\noutputs: [y]\nloss: mse\n")
+    result = CliRunner().invoke(main, ["check", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 spec(s): 1 passed, 0 failed"
