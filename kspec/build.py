@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
 from .modelfile import check_model_file
+from .spec.check import check_refused
 from .spec.graph import call_inputs, node_indices
 from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
@@ -273,6 +274,7 @@ class _Builder:
 
     # --------------------------------------------------------------- layers
     def make_layer(self, layer: LayerDef, name: str) -> Any:
+        check_refused(layer)  # a Lambda or TFSMLayer at any depth, even in a spec built without validate
         cls = getattr(self.keras.layers, layer.class_name)
         with keras_errors(layer.loc, f"{layer.class_name} '{name}'"):
             args = {key: self.materialize(value) for key, value in layer.args.items()}

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .. import catalogue as catalogue_module
-from ..errors import Diagnostic, Location, did_you_mean
+from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .arguments import check_layer_arguments
 from .graph import call_inputs
 from .compile_settings import check_compile
-from .load import YMap, YScalar, to_python
+from .load import YMap, YNode, YScalar, maps_within, to_python
 from .model import LayerDef, ModelDef, Ref, refs_in
 
 _ACTIVATION_ARGS = ("activation", "recurrent_activation")
@@ -61,9 +61,9 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
 def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
     """The class exists in keras.layers; each argument exists and is required."""
     known = catalogue["layers"]
-    refused = catalogue_module.REFUSED_LAYERS.get(layer.class_name)
-    if refused:
-        yield _error(layer.loc, f"layer class '{layer.class_name}' is not allowed in a spec", refused)
+    refusals = list(refused_in(layer, catalogue))
+    if refusals:  # nothing else about a layer that may not be built matters
+        yield from refusals
         return
     info = known.get(layer.class_name)
     if info is None:
@@ -94,19 +94,54 @@ def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnost
                          f"add '{arg}: ...' to its arguments")
 
 
-def _nested_layers(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[LayerDef]:
-    """Layers given as arguments, e.g. Bidirectional's `layer: {LSTM: {units: 32}}`."""
+def refused_in(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    """Classes a spec may not name (catalogue.REFUSED_LAYERS), in a layer or nested in it at any depth.
+
+    Validation and the builder both call this, so a Lambda or TFSMLayer in
+    an RNN's list of cells, a Pipeline's layers or a wrapper's wrapped layer
+    is refused wherever it sits. Keras's serialized form ({class_name:
+    ..., config: ...}) is refused too: Keras would import the module it names.
+    """
+    refused = catalogue_module.REFUSED_LAYERS.get(layer.class_name)
+    if refused:
+        yield _error(layer.loc, f"layer class '{layer.class_name}' is not allowed in a spec", refused)
+        return
+    for nested in _nested_layers(layer, catalogue):
+        yield from refused_in(nested, catalogue)
     for _, node in layer.arg_nodes.values():
-        if not (isinstance(node, YMap) and len(node.entries) == 1):
-            continue
-        class_name, key_node, args_node = next(node.items())
-        if class_name not in catalogue["layers"] and class_name not in catalogue_module.REFUSED_LAYERS:
-            continue
-        if isinstance(args_node, YScalar) and args_node.value is None:
-            yield LayerDef(class_name, key_node.loc, {})
-        elif isinstance(args_node, YMap):
-            yield LayerDef(class_name, key_node.loc, {k: to_python(v) for k, _, v in args_node.items()},
-                           {k: (key.loc, v) for k, key, v in args_node.items()})
+        for mapping in maps_within(node, lambda m: _class_form(m, catalogue) is None):
+            if "class_name" in mapping.entries:
+                yield _error(mapping.key_loc("class_name"), "Keras's serialized form ('class_name: ...') is "
+                             "not allowed in a spec; Keras would import the module it names",
+                             "write the object as {ClassName: {arguments}}, e.g. {HeNormal: {seed: 1}}")
+
+
+def _class_form(mapping: YMap, catalogue: dict[str, Any]) -> tuple[str, YScalar, YNode] | None:
+    """(class, key, arguments) of a `{LayerClass: {...}}` mapping, else None."""
+    if len(mapping.entries) != 1:
+        return None
+    class_name, key_node, args_node = next(mapping.items())
+    if class_name in catalogue["layers"] or class_name in catalogue_module.REFUSED_LAYERS:
+        return class_name, key_node, args_node
+    return None
+
+
+def _nested_layers(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[LayerDef]:
+    """Layers given in arguments at any depth: Bidirectional's `layer`, an RNN's list of `cell`s, ...
+
+    Each nested layer is yielded once; layers nested in it are its own.
+    """
+    for _, node in layer.arg_nodes.values():
+        for mapping in maps_within(node, lambda m: _class_form(m, catalogue) is None):
+            form = _class_form(mapping, catalogue)
+            if form is None:
+                continue
+            class_name, key_node, args_node = form
+            if isinstance(args_node, YScalar) and args_node.value is None:
+                yield LayerDef(class_name, key_node.loc, {})
+            elif isinstance(args_node, YMap):
+                yield LayerDef(class_name, key_node.loc, {k: to_python(v) for k, _, v in args_node.items()},
+                               {k: (key.loc, v) for k, key, v in args_node.items()})
 
 
 def _check_arg_value(layer: LayerDef, arg: str, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -273,3 +308,10 @@ def _check_outputs(model: ModelDef) -> Iterator[Diagnostic]:
         elif ref.name in seen:
             yield _error(ref.loc, f"output '{ref.name}' is listed twice")
         seen.add(ref.name)
+
+
+def check_refused(layer: LayerDef) -> None:
+    """Raise SpecError when a layer, or a layer nested in its arguments, is of a refused class."""
+    refusals = list(refused_in(layer, catalogue_module.load()))
+    if refusals:
+        raise SpecError(refusals)

@@ -13,11 +13,12 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
 from ..errors import Diagnostic, Location, SpecError, shorten
+from .paths import MAX_SPEC_BYTES, check_spec_file
 
 # Past this many nodes (aliases expanded) a spec is refused: no real model
 # needs it, and a "billion laughs" file would otherwise exhaust memory.
@@ -110,6 +111,22 @@ def to_python(node: YNode) -> Any:
     return {key: to_python(value) for key, _, value in node.items()}
 
 
+def maps_within(node: YNode, descend: Callable[[YMap], bool] = lambda _: True) -> Iterator[YMap]:
+    """Every mapping in a value, at any depth, outermost first.
+
+    A mapping for which `descend` is false is yielded but not looked into.
+    """
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, YSeq):
+            stack.extend(reversed(current.items))
+        elif isinstance(current, YMap):
+            yield current
+            if descend(current):
+                stack.extend(reversed([value for _, _, value in current.items()]))
+
+
 def _fail(loc: Location, message: str, hint: str | None = None) -> SpecError:
     return SpecError([Diagnostic(loc, message, hint)])
 
@@ -121,15 +138,14 @@ def _location(file: str, mark: Any) -> Location:
 def read_text(path: Path) -> str:
     """Read a spec file as UTF-8, with a located error for every way that fails."""
     name = str(path)
+    check_spec_file(path)  # a regular file of bounded size: a FIFO or /dev/zero is never opened
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(Location(name), "spec file not found", "check the path") from None
-    except IsADirectoryError:
-        raise _fail(Location(name), "is a directory, not a spec file",
-                    "pass a .yaml file") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise _fail(Location(name), f"cannot read spec file: {exc.strerror}") from None
+    if len(data) > MAX_SPEC_BYTES:  # it grew after it was checked
+        raise _fail(Location(name), f"spec file is larger than the {MAX_SPEC_BYTES:,} bytes allowed")
     if b"\x00" in data:
         raise _fail(Location(name), "binary file, not a YAML spec",
                     "a spec is a UTF-8 text file")

@@ -8,12 +8,13 @@ whether layer classes and arguments exist in Keras, is check.py's job.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
-from .load import YMap, YNode, YScalar, YSeq, load_file, to_python, type_name
+from .load import YMap, YNode, YScalar, YSeq, load_file, maps_within, to_python, type_name
+from .paths import FILE_ARGUMENTS, MAX_ARGUMENT_FILE_BYTES, MAX_SPEC_BYTES, display_path, resolve_spec_path
 from .overrides import apply_overrides
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
 
@@ -35,14 +36,36 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32",
 
 # Sub-model includes deeper than this are refused (a cycle is caught earlier).
 MAX_INCLUDE_DEPTH = 16
+# Includes that expand to more sub-models than this are refused: a file that
+# includes another twice, which includes a third twice, ... doubles each level.
+MAX_INCLUDED_MODELS = 1000
+
+
+@dataclass
+class _Included:
+    """An included file, parsed and checked once however often it is included."""
+
+    model: ModelDef | None
+    errors: int
+    expanded: int  # sub-models its own includes expand to
+
+
+@dataclass
+class _ParseState:
+    """What every parser of one spec shares: its folder and the included files read so far."""
+
+    root: Path
+    included: dict[Path, _Included] = field(default_factory=dict)
 
 
 class Parser:
     """Parses one spec file (and the files it includes) into a ModelDef."""
 
-    def __init__(self, include_stack: tuple[Path, ...] = ()):
+    def __init__(self, include_stack: tuple[Path, ...] = (), state: _ParseState | None = None):
         self.diagnostics: list[Diagnostic] = []
         self.include_stack = include_stack
+        self.state = state
+        self.expanded = 0  # sub-models this file's includes expand to
 
     # ------------------------------------------------------------- reporting
     def error(self, loc: Location, message: str, hint: str | None = None) -> None:
@@ -72,6 +95,8 @@ class Parser:
 
     # ----------------------------------------------------------------- model
     def parse_file(self, path: Path, name: str | None = None, overrides: Sequence[str] = ()) -> ModelDef | None:
+        if self.state is None:  # the spec the user named: its folder bounds every path in it
+            self.state = _ParseState(Path(path).absolute().parent.resolve())
         try:
             tree = apply_overrides(load_file(path), overrides)
         except SpecError as exc:
@@ -197,30 +222,24 @@ class Parser:
         return ModelDef(**{**model.__dict__, "name": name, "loc": loc, "weights": weights,
                            "weights_loc": weights_loc, "trainable": trainable, "compile": None})
 
-    def referenced_file(self, node: YNode, file: str, what: str, hint: str) -> Path | None:
-        """The existing file a path in the spec names (relative to the spec), or None after an error."""
+    def referenced_file(self, node: YNode, file: str, what: str, hint: str,
+                        max_bytes: int | None = None) -> Path | None:
+        """The regular file inside the spec's folder that a path in the spec names, or None after an error."""
         if not (isinstance(node, YScalar) and isinstance(node.value, str) and node.value):
             self.error(node.loc, f"'{what}' must be a file path, got {type_name(node)}", hint)
             return None
+        assert self.state is not None
         try:
-            path = (Path(file).parent / node.value).resolve()
-            is_dir, is_file = path.is_dir(), path.is_file()
-        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
-            self.error(node.loc, f"'{what}' is not a usable path: {getattr(exc, 'strerror', None) or exc}", hint)
+            return resolve_spec_path(node.value, node.loc, file, self.state.root, what, max_bytes)
+        except SpecError as exc:
+            self.diagnostics.extend(exc.diagnostics)
             return None
-        if is_dir:
-            self.error(node.loc, f"'{what}' names a folder, not a file: '{node.value}'", hint)
-        elif not is_file:
-            self.error(node.loc, f"{'included spec' if what == 'include' else 'weights file'} "
-                       f"'{node.value}' not found",
-                       f"paths are relative to the spec file; looked for {_display_path(path)}")
-        return path if is_file else None
 
     def parse_include(self, name: str, node: YNode, file: str) -> ModelDef | None:
-        path = self.referenced_file(node, file, "include", "give the path of another spec file")
+        path = self.referenced_file(node, file, "include", "give the path of another spec file", MAX_SPEC_BYTES)
         if path is None:
             return None
-        assert isinstance(node, YScalar)
+        assert isinstance(node, YScalar) and self.state is not None
         stack = self.include_stack or (Path(file).resolve(),)
         if path in stack:
             chain = " -> ".join(p.name for p in stack + (path,))
@@ -229,19 +248,32 @@ class Parser:
         if len(stack) > MAX_INCLUDE_DEPTH:
             self.error(node.loc, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
             return None
-        sub = Parser(stack + (path,))
-        model = sub.parse_file(Path(_display_path(path)), name=None)
+        included = self.state.included.get(path)
+        if included is None:
+            included = self.state.included[path] = self.read_include(path, stack)
+        self.expanded += 1 + included.expanded
+        if self.expanded > MAX_INCLUDED_MODELS:
+            self.error(node.loc, f"includes expand to more than {MAX_INCLUDED_MODELS} sub-models",
+                       "a file included several times, by files included several times, multiplies; "
+                       "include each model once and call it from several edges")
+            return None
+        if included.errors:  # point from the spec the user ran to the file with the problems
+            self.error(node.loc, f"included spec '{node.value}' has {included.errors} error(s); "
+                       "see the messages for that file")
+        if included.model is None:
+            return None
+        return ModelDef(**{**included.model.__dict__, "included_from": node.value})
+
+    def read_include(self, path: Path, stack: tuple[Path, ...]) -> _Included:
+        """Parse and check an included file; its diagnostics are reported once."""
+        sub = Parser(stack + (path,), self.state)
+        model = sub.parse_file(Path(display_path(path)), name=None)
         if model is not None:  # an included file is checked as a whole, as if validated alone
             from .check import check_model
 
             sub.diagnostics.extend(check_model(model))
         self.diagnostics.extend(sub.diagnostics)
-        errors = sum(d.is_error for d in sub.diagnostics)
-        if errors:  # point from the spec the user ran to the file with the problems
-            self.error(node.loc, f"included spec '{node.value}' has {errors} error(s); see the messages for that file")
-        if model is None:
-            return None
-        return ModelDef(**{**model.__dict__, "included_from": node.value})
+        return _Included(model, sum(d.is_error for d in sub.diagnostics), sub.expanded)
 
     def parse_weights(self, node: YNode | None, file: str) -> tuple[str | None, Location | None]:
         if node is None:
@@ -251,7 +283,7 @@ class Parser:
                        "save the trained model with model.save('NAME.keras')")
             return None, None
         path = self.referenced_file(node, file, "weights", "give the path of a .keras file")
-        return (_display_path(path), node.loc) if path is not None else (None, None)
+        return (display_path(path), node.loc) if path is not None else (None, None)
 
     # ---------------------------------------------------------------- inputs
     def parse_inputs(self, node: YNode | None) -> tuple[InputDef, ...]:
@@ -367,9 +399,30 @@ class Parser:
                        f"arguments of {class_name} in {what} must be a mapping, got {type_name(args_node)}",
                        f"name each argument as Keras does, e.g. '{class_name}: {{units: 64}}'")
             return None
+        self.resolve_file_arguments(class_name, args_node)
         args = {key: to_python(value) for key, _, value in args_node.items()}
         arg_nodes = {key: (key_node.loc, value) for key, key_node, value in args_node.items()}
         return LayerDef(class_name, loc, args, arg_nodes)
+
+    def resolve_file_arguments(self, class_name: str, args_node: YMap) -> None:
+        """Arguments Keras reads as files (a vocabulary path), in this layer or nested at any depth.
+
+        Each is checked like an include and replaced by its absolute path, so
+        Keras reads the file the spec names, whatever the working directory.
+        """
+        layers = [(class_name, args_node)]
+        for mapping in maps_within(args_node):
+            if len(mapping.entries) == 1:
+                nested_class, _, nested_args = next(mapping.items())
+                if isinstance(nested_args, YMap):
+                    layers.append((nested_class, nested_args))
+        for name, arguments in layers:
+            for argument in FILE_ARGUMENTS.get(name, ()):
+                value = arguments.get(argument)
+                if isinstance(value, YScalar) and isinstance(value.value, str):
+                    path = self.referenced_file(value, value.loc.file, argument, "give a list of values, or "
+                                                "the path of a file in the spec's folder", MAX_ARGUMENT_FILE_BYTES)
+                    value.value = str(path) if path is not None else value.value
 
     # ----------------------------------------------------------------- edges
     def parse_edges(self, node: YNode | None) -> tuple[Edge, ...]:
@@ -560,14 +613,6 @@ def _snake_case(name: str) -> str:
     """Keras's layer-name style: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _display_path(path: Path) -> str:
-    """A path relative to the working directory when it is below it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def parse(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelDef | None, list[Diagnostic]]:
