@@ -21,13 +21,17 @@ from typing import Any
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
 
-# Layers a spec may not name. Lambda runs arbitrary Python code, and the
-# others are not layers one calls on tensors in a model.
+# Layers a spec may not name, at any depth, and that no .keras file kspec
+# loads may hold: those that run code or load a foreign graph or file (the
+# policy in docs/spec.md), and two that are not layers one calls on tensors.
 REFUSED_LAYERS = {
     "Lambda": "a Lambda layer runs arbitrary Python code, which a spec may not carry",
     "Layer": "'Layer' is the abstract base class; name a concrete layer",
     "InputLayer": "declare model inputs under 'inputs:' instead",
     "TFSMLayer": "TFSMLayer wraps a TensorFlow SavedModel, which a spec cannot load",
+    "JaxLayer": "JaxLayer wraps Python functions, which a spec may not carry",
+    "FlaxLayer": "FlaxLayer wraps a Python Flax module, which a spec may not carry",
+    "TorchModuleWrapper": "TorchModuleWrapper wraps a pickled PyTorch module, which a spec may not carry",
 }
 
 
