@@ -33,7 +33,7 @@ MAX_SPEC_BYTES = 64 * 2**20
 # A file a layer argument names (a vocabulary) larger than this is refused.
 MAX_ARGUMENT_FILE_BYTES = 256 * 2**20
 
-_WHAT = {"include": "included spec", "weights": "weights file"}
+_WHAT = {"include": "included spec", "weights": "weights file", "vocabulary": "vocabulary file"}
 
 
 def _refuse(loc: Location, message: str, hint: str | None = None) -> SpecError:
@@ -66,7 +66,7 @@ def resolve_spec_path(value: str, loc: Location, naming_file: str | Path, root: 
         raise _refuse(loc, f"'{what}' is not a usable path: {getattr(exc, 'strerror', None) or exc}") from None
     if not path.is_relative_to(root):
         raise _refuse(loc, f"{described} '{value}' is outside the spec's folder",
-                      f"a spec reads files only from its own folder ({root}) and below; copy the file there")
+                      "a spec reads files only from its own folder and the folders below it; copy the file there")
     try:
         mode = path.stat().st_mode  # stat, not open: opening a FIFO would wait for a writer
     except FileNotFoundError:
