@@ -72,7 +72,7 @@ def _check_kind(node: YNode, arg: str, owner: str, kind: str | None) -> Iterator
         return
     wrong = _wrong_value(node, kind)
     if wrong is not None:
-        yield _refusal(wrong, arg, owner, kind)
+        yield _refusal(wrong, arg, owner, kind, in_list=wrong is not node)
 
 
 def _wrong_value(node: YNode, kind: str) -> YNode | None:
@@ -100,15 +100,15 @@ def _is_null(node: YNode) -> bool:
     return isinstance(node, YScalar) and node.value is None
 
 
-def _refusal(node: YNode, arg: str, owner: str, kind: str) -> Diagnostic:
+def _refusal(node: YNode, arg: str, owner: str, kind: str, in_list: bool = False) -> Diagnostic:
     value = to_python(node)
+    received = f"its list holds {_describe(value)}" if in_list else f"not {_describe(value)}"
     hint = f"e.g. '{arg}: {_EXAMPLES[kind]}'"
     if isinstance(value, str) and kind in ("int", "float", "tuple") and _looks_numeric(value):
         hint = f"write the number without quotes: '{arg}: {value.strip()}'"
     elif kind == "bool":
         hint = f"write '{arg}: true' or '{arg}: false'"
-    return Diagnostic(node.loc, f"argument '{arg}' of {owner} takes {_EXPECTED[kind]}, not {_describe(value)}",
-                      hint)
+    return Diagnostic(node.loc, f"argument '{arg}' of {owner} takes {_EXPECTED[kind]}, {received}", hint)
 
 
 def _looks_numeric(text: str) -> bool:
