@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .arrays import StoredArray, chunks, read_npy_folder, read_npz_arrays
+from .arrays import StoredArray, chunks, memory_bytes, read_npy_folder, read_npz_arrays
 from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.graph import call_inputs
@@ -384,9 +384,11 @@ def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[An
 def synthetic_inputs(spec: ModelDef, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random inputs that fit the spec: dtypes, shapes, ids inside their Embedding."""
     ranges = embedding_ranges(spec)
+    shapes = {inp.name: (n,) + tuple(8 if d is None else d for d in inp.shape) for inp in spec.inputs}
+    _refuse_oversized(spec, shapes)
     inputs = {}
     for inp in spec.inputs:
-        shape = (n,) + tuple(8 if d is None else d for d in inp.shape)
+        shape = shapes[inp.name]
         dtype = inp.dtype or "float32"
         if dtype.startswith(("int", "uint")):
             inputs[inp.name] = rng.integers(0, ranges.get(inp.name, 10), size=shape).astype(dtype)
@@ -395,6 +397,21 @@ def synthetic_inputs(spec: ModelDef, n: int, rng: np.random.Generator) -> dict[s
         else:
             inputs[inp.name] = rng.random(shape, dtype="float32").astype(dtype)
     return inputs
+
+
+def _refuse_oversized(spec: ModelDef, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse synthetic inputs that would not fit in memory, before any is made.
+
+    Counted at 8 bytes a value: NumPy draws random integers as int64 first.
+    """
+    sizes = {name: math.prod(shape) * 8 for name, shape in shapes.items()}
+    limit = memory_bytes() // 2
+    if sum(sizes.values()) > limit:
+        largest = max(sizes, key=sizes.__getitem__)
+        where = next(inp.loc for inp in spec.inputs if inp.name == largest)
+        raise fail(DataError, where, f"synthetic data of shape {shapes[largest]} for input '{largest}' would take "
+                   f"{sum(sizes.values()):,} bytes with the other inputs, more than half of this machine's memory "
+                   f"({limit * 2:,} bytes)", "use fewer samples or a smaller input shape")
 
 
 def labels_from_teacher(outputs: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, np.ndarray]:

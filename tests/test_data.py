@@ -228,3 +228,14 @@ def test_data_ids_outside_an_embedding_in_a_sub_model_are_refused(write_spec):
     arrays["b"][2, 4] = 3
     assert message(arrays, spec, {}, need_targets=False).splitlines()[0] == (
         "d.npz: error: array 'b' holds ids from 0 to 3, outside the Embedding's input_dim 2")
+
+
+def test_synthetic_inputs_larger_than_memory_are_refused_before_any_is_made(write_spec):
+    spec = read_spec(write_spec("inputs: {x: [100000, 100000]}\nedges:\n  y: {GlobalAveragePooling1D: {}}\n"
+                                "outputs: [y]\n"))[0]
+    with pytest.raises(DataError) as info:
+        synthetic_inputs(spec, 8, np.random.default_rng(0))
+    [diagnostic] = info.value.diagnostics
+    assert (diagnostic.location.line, diagnostic.location.column) == (1, 10)
+    assert diagnostic.message.startswith("synthetic data of shape (8, 100000, 100000) for input 'x' would take "
+                                         "640,000,000,000 bytes")
