@@ -226,16 +226,17 @@ def _check_object(serialized: dict[str, Any], refuse: _Refuser) -> None:
         raise refuse(_LAMBDA_MESSAGE, _LAMBDA_HINT)
     if not isinstance(class_name, str) or not (module is None or isinstance(module, str)):
         raise refuse(f"has an object whose class is {_short(repr(class_name))}, which Keras never writes")
-    if module is not None and not _is_keras(module):
-        raise refuse(f"uses the class '{module}.{class_name}', which is not part of Keras",
-                     "a spec names only classes of keras.layers; custom classes cannot be imported")
-    if registered is not None and registered != class_name and class_name != "function":
-        raise refuse(f"uses the class '{registered}', which is not part of Keras",
-                     "a spec names only classes of keras.layers; custom classes cannot be imported")
     if class_name == "function":
         if module is None or not _FUNCTION_MODULES.fullmatch(module):
             raise refuse(f"names the function {_short(repr(config))} from '{module}', which kspec never loads",
                          "a model's functions are Keras's activations, losses and metrics")
+        return
+    if module is not None and not _is_keras(module):
+        raise refuse(f"uses the class '{module}.{class_name}', which is not part of Keras",
+                     "a spec names only classes of keras.layers; custom classes cannot be imported")
+    if registered is not None and registered != class_name:
+        raise refuse(f"uses the class '{registered}', which is not part of Keras",
+                     "a spec names only classes of keras.layers; custom classes cannot be imported")
     if class_name in REFUSED_LAYERS and class_name not in ("InputLayer", "Layer"):
         raise refuse(f"holds a {class_name} layer, which kspec never loads: {REFUSED_LAYERS[class_name]}")
     argument = _FILE_ARGUMENTS.get(class_name)
