@@ -62,31 +62,36 @@ def collect(paths: Iterable[str]) -> tuple[list[Path], list[Diagnostic]]:
 
 def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> CheckResult:
     """Validate, build, train two steps and predict; never raises for the spec's own problems."""
-    from .build import build, import_keras
-    from .infer import model_errors
-    from .spec import read_spec
+    from .build import import_keras
 
     keras = import_keras()
     started = time.monotonic()
     result = CheckResult(str(path), passed=False)
     try:
-        spec, _ = read_spec(path, overrides)
-        keras.utils.set_random_seed(0)
-        built = build(spec, max_params=max_params) if max_params else build(spec)
-        model = built.model
-        result.params = model.count_params()
-        with model_errors(spec, "predicting and training two steps on synthetic data"):
-            result.note = _predict_and_train(spec, model, path)
+        result.params, result.note = smoke_test(path, overrides, max_params)
         result.passed = True
     except KspecError as exc:
         result.diagnostics = list(exc.diagnostics)
-    except Exception as exc:  # a fault outside the located steps above, still reported per spec
+    except Exception as exc:  # a fault outside the located steps, still reported per spec
         result.diagnostics = [Diagnostic(Location(str(path)), f"Keras failed while training or predicting: "
                                                              f"{' '.join(str(exc).split())}")]
     finally:
         result.seconds = time.monotonic() - started
         keras.backend.clear_session()  # free the model before the next spec
     return result
+
+
+def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> tuple[int, str]:
+    """Validate, build, predict and train two steps: (parameters, a note), or a located KspecError."""
+    from .build import build, import_keras
+    from .infer import model_errors
+    from .spec import read_spec
+
+    spec, _ = read_spec(path, overrides)
+    import_keras().utils.set_random_seed(0)
+    built = build(spec, max_params=max_params) if max_params else build(spec)
+    with model_errors(spec, "predicting and training two steps on synthetic data"):
+        return built.model.count_params(), _predict_and_train(spec, built.model, path)
 
 
 def _predict_and_train(spec: Any, model: Any, path: Path) -> str:
