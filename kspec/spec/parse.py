@@ -66,6 +66,7 @@ class Parser:
         self.include_stack = include_stack
         self.state = state
         self.expanded = 0  # sub-models this file's includes expand to
+        self.file = ""  # the file being parsed: paths in it are relative to it
 
     # ------------------------------------------------------------- reporting
     def error(self, loc: Location, message: str, hint: str | None = None) -> None:
@@ -97,6 +98,7 @@ class Parser:
     def parse_file(self, path: Path, name: str | None = None, overrides: Sequence[str] = ()) -> ModelDef | None:
         if self.state is None:  # the spec the user named: its folder bounds every path in it
             self.state = _ParseState(Path(path).absolute().parent.resolve())
+        self.file = str(path)
         try:
             tree = apply_overrides(load_file(path), overrides)
         except SpecError as exc:
@@ -420,7 +422,7 @@ class Parser:
             for argument in FILE_ARGUMENTS.get(name, ()):
                 value = arguments.get(argument)
                 if isinstance(value, YScalar) and isinstance(value.value, str):
-                    path = self.referenced_file(value, value.loc.file, argument, "give a list of values, or "
+                    path = self.referenced_file(value, self.file, argument, "give a list of values, or "
                                                 "the path of a file in the spec's folder", MAX_ARGUMENT_FILE_BYTES)
                     value.value = str(path) if path is not None else value.value
 
