@@ -97,6 +97,7 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path):
     assert logs[1].splitlines()[-1].startswith("process 1 of 2: trained 1 epoch(s); ")
 
 
+@pytest.mark.slow  # about 25 s: two processes, then one
 def test_synthetic_data_is_made_alike_on_every_process_and_sliced(tmp_path):
     # docs/distributed.md's "Trying it on one machine" crashed here: the teacher that labels synthetic data
     # predicted under the distribution, on arrays this process cannot read back. Every process now makes

@@ -2,9 +2,9 @@
 
 The rule the documents follow, so that a change to an example is tested by the same change:
 
-- Commands live in fenced blocks tagged `sh`, `bash` or `console`. Any other block (yaml, python, json,
+- Commands live in fenced blocks tagged `sh`, `bash`, `shell` or `console`. Any other block (yaml, python, json,
   untagged text) holds none: a line there that starts with `kspec ` or `$ ` fails the test.
-- In an `sh` or `bash` block every line is a command, except blank lines and `#` comments. A line ending
+- In an `sh`, `bash` or `shell` block every line is a command, except blank lines and `#` comments. A line ending
   in a backslash continues on the next, and a `for`, `while`, `until` or `if` runs to its `done` or `fi`.
 - In a `console` block a line starting with `$ ` is a command, and the lines after it (up to the next
   `$ `) are what it prints: the command must print them, except that numbers with a fraction (losses,
@@ -49,7 +49,7 @@ SLOW = {
     "docs/distributed.md#trying-it-on-one-machine-1",  # two processes joining over loopback
 }
 
-SHELL_TAGS = {"sh", "bash"}
+SHELL_TAGS = {"sh", "bash", "shell"}
 COMMAND_TAGS = SHELL_TAGS | {"console"}
 FENCE = re.compile(r"^\s*(`{3,})\s*([\w+-]*)\s*$")
 MARKER = re.compile(r"^<!--\s*(not run|exit):\s*(.*?)\s*-->$")
@@ -263,7 +263,7 @@ def test_documented_commands_run_as_printed(block: Block, tmp_path: Path):
 
 
 def test_commands_appear_only_in_command_blocks():
-    # A command in a block of another kind would never run: tag the block sh, bash or console.
+    # A command in a block of another kind would never run: tag the block sh, bash, shell or console.
     hidden = [f"{block.where}: {line}" for block in BLOCKS if block.tag not in COMMAND_TAGS
               for line in block.lines if line.startswith(("kspec ", "$ "))]
     assert hidden == []
@@ -271,11 +271,11 @@ def test_commands_appear_only_in_command_blocks():
 
 def test_the_documents_hold_the_examples_they_should():
     # Guards against a reader that finds nothing (and so tests nothing).
-    ids = {block.id for block in COMMAND_BLOCKS}
-    assert SLOW <= ids, f"SLOW names blocks that are gone: {sorted(SLOW - ids)}"
-    one_machine = next(block for block in COMMAND_BLOCKS if block.id == "docs/distributed.md#trying-it-on-one-machine-1")
+    assert SLOW <= {block.id for block in COMMAND_BLOCKS}, "SLOW names a block that is gone"
+    by_id = {block.id: block for block in COMMAND_BLOCKS}
+    one_machine = by_id["docs/distributed.md#trying-it-on-one-machine-1"]
     assert one_machine.not_run is None and "--synthetic 1024" in one_machine.commands[0].text
-    two_hosts = [block for block in COMMAND_BLOCKS if block.id.startswith("docs/distributed.md#on-two-hosts")]
+    two_hosts = [block for key, block in by_id.items() if key.startswith("docs/distributed.md#on-two-hosts")]
     assert two_hosts and all(block.not_run for block in two_hosts)
 
 
