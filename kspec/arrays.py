@@ -169,14 +169,14 @@ def read_header(handle: BinaryIO, where: str, key: str, size: int) -> Header:
             raise ValueError(f"unknown .npy format version {version}")
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran_order, dtype = read(handle)
-    except (ValueError, TypeError, SyntaxError, struct.error, EOFError, UnicodeDecodeError) as exc:
-        raise refuse(f"has no valid .npy header ({_first_line(exc)})",
-                     "save the arrays with numpy.save or numpy.savez") from None
+    except (ValueError, TypeError, SyntaxError, struct.error, EOFError, UnicodeDecodeError):
+        raise refuse("has no valid .npy header (magic string, version, then a dict of descr, fortran_order "
+                     "and shape)", "save the arrays with numpy.save or numpy.savez") from None
     if dtype.hasobject:
         raise refuse("holds Python objects, which kspec does not load", "store plain numeric arrays")
     if dtype.kind in REFUSED_KINDS or dtype.subdtype is not None:
-        raise refuse(f"has dtype {dtype}: {REFUSED_KINDS.get(dtype.kind, 'an array inside each value')}, "
-                     "not plain numbers", "store each field as a numeric array of its own")
+        what = "an array inside each value" if dtype.subdtype is not None else REFUSED_KINDS[dtype.kind]
+        raise refuse(f"has dtype {dtype}: {what}, not plain numbers", "store each field as a numeric array of its own")
     if dtype.itemsize == 0:
         raise refuse(f"has dtype {dtype}, whose values hold no bytes", "store plain numeric arrays")
     if not all(type(n) is int and n >= 0 for n in shape):
@@ -191,11 +191,6 @@ def read_header(handle: BinaryIO, where: str, key: str, size: int) -> Header:
         raise refuse(f"promises {header.nbytes:,} bytes of data (shape {header.shape}, {dtype}) but the file "
                      f"holds {max(held, 0):,}", "the file is truncated or damaged; write it again")
     return header
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _read_whole(handle: BinaryIO, header: Header, where: str, key: str) -> np.ndarray:

@@ -12,6 +12,7 @@ the model itself, so a working training loop visibly lowers the loss.
 
 from __future__ import annotations
 
+import math
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -257,7 +258,12 @@ def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> An
     if not _fits(array.shape, expected):
         raise fail(DataError, source, f"array '{inp.name}' has shape {array.shape}; input '{inp.name}' "
                    f"expects {_shape_text(expected)}", "the first axis counts samples")
-    dtype = np.dtype(inp.dtype or "float32")
+    dtype = _numpy_dtype(inp.dtype)
+    if dtype is None:  # a string input: Keras takes the strings as they are
+        if array.dtype.kind not in "US":
+            raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
+                       "expects strings", "store it as a string array")
+        return array
     if dtype.kind in "iu" and not np.issubdtype(array.dtype, np.integer):
         raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                    f"expects integers ({dtype})", "store it as an integer array")
@@ -269,6 +275,14 @@ def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> An
         raise fail(DataError, source, f"array '{inp.name}' holds ids from {values.low} to {values.high}, "
                    f"outside the Embedding's input_dim {ids_limit}", f"ids must lie in [0, {ids_limit - 1}]")
     return checked_cast(array, dtype, values, inp.name, source)
+
+
+def _numpy_dtype(name: str | None) -> np.dtype | None:
+    """The NumPy dtype an input's data is cast to (None: strings, kept as they are)."""
+    if name == "string":
+        return None
+    # NumPy has no bfloat16: the data goes in as float32, whose range bfloat16 shares, and Keras casts it.
+    return np.dtype("float32" if name in (None, "bfloat16") else name)
 
 
 @dataclass(frozen=True)
@@ -335,8 +349,9 @@ def _holds(dtype: np.dtype, values: Values) -> bool:
 def _range_text(dtype: np.dtype) -> str:
     if dtype.kind == "b":
         return "only 0 and 1"
-    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
-    return f"{info.min} to {info.max}"
+    if dtype.kind in "iu":
+        return f"{np.iinfo(dtype).min} to {np.iinfo(dtype).max}"
+    return f"{float(np.finfo(dtype).min):g} to {float(np.finfo(dtype).max):g}"
 
 
 def _cast_hint(dtype: np.dtype) -> str:
@@ -371,6 +386,14 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
         raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
     values = scan(array, name, source)
     return checked_cast(array, np.dtype("float32"), values, name, source, tuple(expected[1:]))
+
+
+def check_split(rows: int, fraction: float, source: str) -> None:
+    """Refuse a validation split that leaves no rows to validate on (Keras takes the last int(rows * fraction))."""
+    held_out = int(rows * fraction)
+    if held_out == 0:
+        raise fail(DataError, source, f"a validation split of {fraction:g} holds out no rows of {rows:,}",
+                   f"give a split of at least {1 / rows:.3g}, more data, or no split")
 
 
 def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],

@@ -40,7 +40,7 @@ from . import __version__, curves
 from .backend import Cluster
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
-from .data import Dataset, load_npz, synthetic
+from .data import Dataset, check_split, load_npz, synthetic
 from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
 from .feed import batch_stream, reading
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
@@ -48,6 +48,8 @@ from .files import save_model, write_text
 from .spec.model import ModelDef
 
 KEEP_CHECKPOINTS = 3
+NAME_BYTES = 255  # the longest file name most file systems take (ext4, APFS, NTFS)
+RUN_NAME_BYTES = NAME_BYTES - 16  # room for the name it is assembled under: .NAME.PID.tmp
 DEFAULT_EPOCHS = 1
 DEFAULT_BATCH_SIZE = 32
 
@@ -96,6 +98,7 @@ class RunFolder:
         """The run folder's path: --out (which must be new or empty), or runs/NAME-TIMESTAMP."""
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
+            spec_name = os.fsencode(spec_name)[:RUN_NAME_BYTES - 40].decode(errors="ignore")  # room for the stamp
             out = Path("runs") / f"{spec_name}-{stamp}"
             suffix = 1
             while out.exists():
@@ -104,6 +107,9 @@ class RunFolder:
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise fail(RunError, str(out), "output folder already exists and is not empty",
                        f"continue that run with --resume {out}, or choose another --out")
+        if len(os.fsencode(out.name)) > RUN_NAME_BYTES:
+            raise fail(RunError, str(out), f"the run folder's name is {len(os.fsencode(out.name)):,} bytes long; "
+                       f"it may take {RUN_NAME_BYTES} at most", "choose a shorter --out")
         parent = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
         if not os.access(parent, os.W_OK | os.X_OK):
             raise fail(RunError, str(out), f"cannot create the run folder: '{parent}' is not writable",
@@ -426,6 +432,8 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         if settings.val_data is not None:
             validation = load_npz(settings.val_data, spec, built.output_shapes(), stream=settings.stream)
             validation = shard(validation, cluster) if cluster else validation
+        elif settings.validation_split:
+            check_split(len(dataset), settings.validation_split, dataset.source)
         model = built.model
         stop.check(spec)
         if resume is not None:
@@ -442,7 +450,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         raise fail(RunError, str(folder.path), f"the run already finished its {settings.epochs} epochs",
                    "give a larger --epochs to train it further")
     # Re-seed by epoch, so a resumed run draws the same shuffles as a fresh one would.
-    keras.utils.set_random_seed(settings.seed + start_epoch)
+    keras.utils.set_random_seed((settings.seed + start_epoch) % 2**32)  # NumPy's seeds stop below 2**32
 
     def checkpoint(model: Any, epoch: int) -> None:
         try:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import SPECS
 
+from kspec import arrays as arrays_module
 from kspec.data import (BINARY, CATEGORICAL, REGRESSION, SPARSE, check_arrays, embedding_ranges,
-                        labels_from_teacher, load_npz, output_kinds, synthetic_inputs)
+                        labels_from_teacher, load_npz, output_kinds, read_npz, synthetic_inputs)
 from kspec.errors import DataError
 from kspec.spec import read_spec
 
@@ -239,3 +243,86 @@ def test_synthetic_inputs_larger_than_memory_are_refused_before_any_is_made(writ
     assert (diagnostic.location.line, diagnostic.location.column) == (1, 10)
     assert diagnostic.message.startswith("synthetic data of shape (8, 100000, 100000) for input 'x' would take "
                                          "640,000,000,000 bytes")
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+@pytest.mark.parametrize("stream", [True, False])
+def test_fortran_ordered_arrays_read_as_saved(tmp_path, save, stream):
+    # np.save keeps a Fortran-ordered array's own byte order; kspec reads it back in full, never by offset.
+    image = np.asfortranarray(np.arange(6 * 64, dtype="float32").reshape(6, 8, 8, 1))
+    path = tmp_path / "data.npz"
+    save(path, image=image, digit=np.arange(6))
+    arrays = read_npz(path, stream=stream)
+    assert isinstance(arrays["image"], np.ndarray)
+    np.testing.assert_array_equal(arrays["image"], image)
+    np.testing.assert_array_equal(np.asarray(arrays["digit"][0:6]), np.arange(6))
+
+
+def test_ids_that_fit_are_cast_and_kept(tmp_path):
+    # int64 ids inside int32's range (and the Embedding's) pass, cast to the input's int32.
+    arrays = multi_io_arrays()
+    arrays["main_input"][0, 0] = 9999
+    dataset = check_arrays(arrays, MULTI_IO, MULTI_IO_OUTPUTS, "d.npz")
+    assert dataset.inputs["main_input"].dtype == np.int32
+    np.testing.assert_array_equal(dataset.inputs["main_input"], arrays["main_input"])
+
+
+def test_compressed_arrays_larger_than_memory_are_refused_before_loading(tmp_path, monkeypatch):
+    path = tmp_path / "data.npz"
+    np.savez_compressed(path, image=np.zeros((6000, 8, 8, 1), "float32"), digit=np.zeros(6000, "int64"))
+    monkeypatch.setattr(arrays_module, "memory_bytes", lambda: 2 * 2**20)  # a 2 MiB machine: 1 MiB may be loaded
+    with pytest.raises(DataError) as info:
+        load_npz(path, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == (
+        f"{path}: error: arrays 'image' (6000, 8, 8, 1), 'digit' (6000,) would take 1,584,000 bytes in memory, "
+        "more than half of this machine's 2,097,152\n"
+        "  hint: store them uncompressed (numpy.savez) in C order, and kspec reads them batch by batch")
+
+
+def test_a_folder_names_the_npy_file_whose_header_lies(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "digit.npy", np.arange(6))
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 8, -8, 1), }"
+    text = header + " " * (-(10 + len(header) + 1) % 64) + "\n"
+    (folder / "image.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode())
+    with pytest.raises(DataError) as info:
+        load_npz(folder, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == (
+        f"{folder / 'image.npy'}: error: array 'image' has a header that promises shape (6, 8, -8, 1); a shape is "
+        "a tuple of counts, none negative\n  hint: the file is damaged or was not written by numpy; write it again")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_a_folder_refuses_npy_entries_that_are_not_plain_files(tmp_path, kind):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "digit.npy", np.arange(6))
+    outside = tmp_path / "outside.npy"
+    np.save(outside, np.zeros((6, 8, 8, 1), "float32"))
+    if kind == "fifo":
+        os.mkfifo(folder / "image.npy")  # opening it would wait for a writer forever
+    else:
+        (folder / "image.npy").symlink_to(outside)
+    with pytest.raises(DataError) as info:
+        load_npz(folder, DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].format() == (
+        f"{folder / 'image.npy'}: error: is not a regular file\n  hint: give a folder of plain KEY.npy files")
+
+
+def test_a_device_given_as_data_is_refused_unread():
+    with pytest.raises(DataError) as info:
+        load_npz(Path("/dev/zero"), DIGITS, DIGITS_OUTPUTS)
+    assert info.value.diagnostics[0].message == "is not a regular file"
+
+
+def test_string_inputs_take_strings(tmp_path):
+    text = (SPECS / "digits_cnn.yaml").read_text().replace("image: {shape: [8, 8, 1]}",
+                                                            "image: {shape: [8, 8, 1], dtype: string}")
+    (tmp_path / "strings.yaml").write_text(text)
+    spec = read_spec(tmp_path / "strings.yaml")[0]
+    with pytest.raises(DataError) as info:
+        check_arrays({"image": np.zeros((2, 8, 8, 1), "float32")}, spec, DIGITS_OUTPUTS, "d.npz", False)
+    assert info.value.diagnostics[0].message == "array 'image' has dtype float32; input 'image' expects strings"
+    strings = np.full((2, 8, 8, 1), "a")
+    assert check_arrays({"image": strings}, spec, DIGITS_OUTPUTS, "d.npz", False).inputs["image"] is strings

@@ -1,11 +1,16 @@
 """Every invalid data file, through every command that reads data.
 
 train, evaluate, predict and inspect each refuse each file with exit code 1,
-the pinned message, no traceback, and nothing written.
+the pinned message, no traceback, and nothing written. Files that lie (a
+header that promises what the file does not hold, members that are not
+arrays, values a cast would change) are crafted byte by byte.
 """
 
 from __future__ import annotations
 
+import io
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +76,62 @@ def _multi_io(main_input):
     return write
 
 
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _lying_npy(header: str, payload: bytes) -> bytes:
+    """A .npy file with this header text (a dict literal, as numpy writes it) before `payload`."""
+    text = header + " " * (-(10 + len(header) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode() + payload
+
+
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED):
+    def write(path: Path) -> None:
+        with zipfile.ZipFile(path, "w", compression) as archive:
+            for name, data in members.items():
+                archive.writestr(name.split("#")[0], data)  # "#2" tells two members of one name apart
+    return write
+
+
+def _digits_with_image(image: bytes, name: str = "image.npy", compression: int = zipfile.ZIP_STORED):
+    return _zip({name: image, "digit.npy": _npy_bytes(_labels())}, compression)
+
+
+def _image_header(shape: str) -> bytes:
+    return _lying_npy(f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}", _images().tobytes())
+
+
+TYPED = "typed"  # a spec with an int32, a uint8, a float16 and a bool input, written by the fixture below
+TYPED_SPEC = """\
+name: typed
+inputs:
+  ids: {shape: [2], dtype: int32}
+  small: {shape: [2], dtype: uint8}
+  half: {shape: [2], dtype: float16}
+  flag: {shape: [2], dtype: bool}
+edges:
+  a: {Dense: {units: 1}, in: ids}
+  b: {Dense: {units: 1}, in: small}
+  c: {Dense: {units: 1}, in: half}
+  d: {Dense: {units: 1}, in: flag}
+  out:
+    Add: {}
+    in: [a, b, c, d]
+outputs: [out]
+loss: mse
+optimizer: sgd
+"""
+
+
+def _typed(**bad):
+    arrays = {"ids": np.zeros((6, 2), "int64"), "small": np.zeros((6, 2), "int64"),
+              "half": np.zeros((6, 2), "float32"), "flag": np.zeros((6, 2), bool), "out": np.zeros((6, 1))}
+    return _npz(**{**arrays, **bad})
+
+
 ALL = ("train", "evaluate", "predict", "inspect")
 TARGETS = ("train", "evaluate")  # prediction and inspection need no labels
 
@@ -102,25 +163,85 @@ CASES = {
                         "input_dim 10000"),
     "float_ids": (MULTI_IO, _multi_io(np.zeros((2, 100), "float32")), ALL,
                   "error: array 'main_input' has dtype float32; input 'main_input' expects integers (int32)"),
+    # Headers that lie: refused before anything is allocated.
+    "negative_shape": (DIGITS, _digits_with_image(_image_header("(-1, 8, 8, 1)")), ALL,
+                       "error: array 'image' has a header that promises shape (-1, 8, 8, 1); a shape is a tuple "
+                       "of counts, none negative"),
+    "enormous_shape": (DIGITS, _digits_with_image(_image_header("(1099511627776, 8, 8, 1)")), ALL,
+                       "error: array 'image' promises 281,474,976,710,656 bytes of data (shape (1099511627776, "
+                       "8, 8, 1), float32) but the file holds 1,536"),
+    "enormous_compressed": (DIGITS, _digits_with_image(_image_header("(1099511627776, 8, 8, 1)"),
+                                                       compression=zipfile.ZIP_DEFLATED), ALL,
+                            "error: array 'image' promises 281,474,976,710,656 bytes of data (shape "
+                            "(1099511627776, 8, 8, 1), float32) but the file holds 1,536"),
+    "not_a_header": (DIGITS, _digits_with_image(b"\x93NUMPY\x01\x00\x06\x00hello\n"), ALL,
+                     "error: array 'image' has no valid .npy header (magic string, version, then a dict of "
+                     "descr, fortran_order and shape)"),
+    "scalar": (DIGITS, _npz(image=np.float32(1.0), digit=_labels()), ALL,
+               "error: array 'image' is a single value (shape ()), not one row per sample"),
+    "zero_rows": (DIGITS, _npz(image=_images(0), digit=_labels(0)), ALL,
+                  "error: the arrays hold no samples (image, digit: 0 rows)"),
+    "structured": (DIGITS, _npz(image=np.zeros(6, dtype=[("a", "<f4")]), digit=_labels()), ALL,
+                   "error: array 'image' has dtype [('a', '<f4')]: records of a structured dtype, not plain numbers"),
+    "complex": (DIGITS, _npz(image=_images().astype("complex64"), digit=_labels()), ALL,
+                "error: array 'image' has dtype complex64: complex numbers, not plain numbers"),
+    "array_in_each_value": (DIGITS, _digits_with_image(_lying_npy(
+        "{'descr': ('<f4', (8, 8, 1)), 'fortran_order': False, 'shape': (6,), }", _images().tobytes())), ALL,
+                            "error: array 'image' has dtype ('<f4', (8, 8, 1)): an array inside each value, "
+                            "not plain numbers"),
+    # Members that are not arrays.
+    "member_without_npy": (DIGITS, _digits_with_image(_npy_bytes(_images()), name="image"), ALL,
+                           "error: member 'image' is not a .npy array"),
+    "member_up_a_folder": (DIGITS, _digits_with_image(_npy_bytes(_images()), name="../image.npy"), ALL,
+                           "error: member '../image.npy' has a path in its name, not an array name"),
+    "member_in_a_folder": (DIGITS, _digits_with_image(_npy_bytes(_images()), name="a/image.npy"), ALL,
+                           "error: member 'a/image.npy' has a path in its name, not an array name"),
+    "member_twice": (DIGITS, _zip({"image.npy": _npy_bytes(_images()), "image.npy#2": _npy_bytes(_images()),
+                                   "digit.npy": _npy_bytes(_labels())}), ALL,
+                     "error: holds two members named 'image.npy'"),
+    # Values a cast to the input's dtype would change without a word.
+    "ids_wrap_in_int32": (TYPED, _typed(ids=np.full((6, 2), 2**31 + 5, "int64")), ALL,
+                          "error: array 'ids' holds values from 2147483653 to 2147483653, which int32 cannot hold: "
+                          "-2147483648 to 2147483647; the cast would change them"),
+    "negative_into_unsigned": (TYPED, _typed(small=np.full((6, 2), -1, "int64")), ALL,
+                               "error: array 'small' holds values from -1 to -1, which uint8 cannot hold: 0 to 255; "
+                               "the cast would change them"),
+    "beyond_float16": (TYPED, _typed(half=np.full((6, 2), 1e5, "float32")), ALL,
+                       "error: array 'half' holds values from 100000.0 to 100000.0, which float16 cannot hold: "
+                       "-65504 to 65504; the cast would change them"),
+    "fraction_into_bool": (TYPED, _typed(flag=np.full((6, 2), 0.5)), ALL,
+                           "error: array 'flag' holds values from 0.5 to 0.5, which bool cannot hold: only 0 and 1; "
+                           "the cast would change them"),
+    "target_beyond_float32": (TYPED, _typed(out=np.full((6, 1), 1e300)), TARGETS,
+                              "error: array 'out' holds values from 1e+300 to 1e+300, which float32 cannot hold: "
+                              "-3.40282e+38 to 3.40282e+38; the cast would change them"),
 }
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def typed_spec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("specs") / "typed.yaml"
+    path.write_text(TYPED_SPEC)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, typed_spec):
     folder = tmp_path_factory.mktemp("weights")
-    for spec in (DIGITS, MULTI_IO):
+    for spec in (DIGITS, MULTI_IO, typed_spec):
         result = CliRunner().invoke(main, ["build", spec, "-o", str(folder / f"{Path(spec).stem}.keras")])
         assert result.exit_code == 0, result.output
     return folder
 
 
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 15
+    assert len(CASES) >= 35
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_every_command_refuses_bad_data(name, tmp_path, weights):
+def test_every_command_refuses_bad_data(name, tmp_path, weights, typed_spec):
     spec, write, commands, message = CASES[name]
+    spec = typed_spec if spec == TYPED else spec
     data = tmp_path / "data.npz"
     write(data)
     out = tmp_path / "out"
