@@ -9,26 +9,74 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import math
 from pathlib import Path
+from typing import Iterator
 
-from .errors import RunError, fail
-from .files import atomic_path
+from .errors import Location, RunError, fail
+from .files import atomic_path, check_output
 
 
 def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+MAX_HISTORY_BYTES = 64 * 2**20  # a million epochs' rows; anything larger was not written by kspec
+
+
 def read_history(path: Path) -> list[dict[str, float]]:
+    """A run's history.csv: one row per finished epoch, numbered 1, 2, 3, ...
+
+    The file is checked as it is read, since an edited or cut-short history
+    must not be drawn or resumed from: a problem is reported at its line.
+    """
     if not path.is_file():
         raise fail(RunError, str(path), "no history.csv here", "give the folder of a `kspec train` run")
-    with open(path, encoding="utf-8", newline="") as handle:
-        try:
-            return [{key: float(value) for key, value in row.items() if value not in ("", None)}
-                    for row in csv.DictReader(handle)]
-        except ValueError as exc:
-            raise fail(RunError, str(path), f"history.csv holds a value that is not a number: {exc}") from None
+    if path.stat().st_size > MAX_HISTORY_BYTES:
+        raise fail(RunError, str(path), f"the history is larger than {MAX_HISTORY_BYTES // 2**20} MB; "
+                   "kspec does not write one that large", _DAMAGED_HINT)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if "\x00" in text:
+            raise fail(RunError, str(path), "the history is not a CSV file kspec wrote: it holds a NUL byte",
+                       _DAMAGED_HINT)
+        if text and not text.endswith("\n"):  # kspec ends every row with one: the file was cut short
+            raise fail(RunError, Location(str(path), text.count("\n") + 1, 1),
+                       "the last row is cut short (the file does not end with a line end)", _DAMAGED_HINT)
+        return _parse_history(csv.reader(io.StringIO(text, newline="")), path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise fail(RunError, str(path), f"the history is not a CSV file kspec wrote: {exc}", _DAMAGED_HINT) from None
+
+
+_DAMAGED_HINT = "the file was edited or damaged; restore it, or start the run again"
+
+
+def _parse_history(reader: Iterator[list[str]], path: Path) -> list[dict[str, float]]:
+    header = next(reader, None)
+    if not header or header[0] != "epoch" or len(set(header)) != len(header) or "" in header:
+        raise fail(RunError, Location(str(path), 1, 1), "the history's first line must name its columns, "
+                   "'epoch' first, each once", _DAMAGED_HINT)
+    rows = []
+    for fields in reader:
+        where = Location(str(path), getattr(reader, "line_num", 0), 1)
+        if len(fields) != len(header):
+            raise fail(RunError, where, f"the row has {len(fields)} value(s) for {len(header)} column(s)",
+                       _DAMAGED_HINT)
+        row = {key: _number(value, key, where) for key, value in zip(header, fields) if value != ""}
+        if row.get("epoch") != len(rows) + 1:
+            raise fail(RunError, where, f"the row is numbered epoch {fields[0]!r:.40}, where epoch "
+                       f"{len(rows) + 1} comes next", _DAMAGED_HINT)
+        rows.append(row)
+    return rows
+
+
+def _number(text: str, column: str, where: Location) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise fail(RunError, where, f"the value {text!r:.40} in column '{column:.40}' is not a number",
+                   _DAMAGED_HINT) from None
 
 
 def plot(history: list[dict[str, float]], output: Path, title: str = "") -> None:
@@ -72,5 +120,6 @@ def plot_run(run_dir: Path) -> Path:
     if not history:
         raise fail(RunError, str(run_dir / "history.csv"), "the history has no finished epoch yet")
     output = run_dir / "curves.png"
+    check_output(output)  # never through a link, nor over a file that is not a picture
     plot(history, output, title=run_dir.name)
     return output

@@ -32,6 +32,7 @@ import signal
 import tempfile
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -40,11 +41,12 @@ from . import __version__, curves
 from .backend import Cluster
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
-from .data import Dataset, check_split, load_npz, synthetic
+from .data import Dataset, check_training_data, load_npz, synthetic
 from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
 from .feed import batch_stream, reading
-from .errors import Diagnostic, Interrupted, Location, RunError, fail
-from .files import save_model, write_text
+from .infer import model_errors
+from .errors import Diagnostic, Interrupted, KspecError, Location, RunError, fail
+from .files import check_output, save_model, write_text
 from .spec.model import ModelDef
 
 KEEP_CHECKPOINTS = 3
@@ -73,8 +75,20 @@ class RunSettings:
     processes: int = 1  # with --distributed: the batch size is per process
     checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between checkpoints (the last epoch always has one)
     epochs_completed: int = 0
-    status: str = "running"
+    status: str = "running"  # or "completed", "interrupted", "failed"
     versions: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # why a "failed" run stopped
+
+
+# What each run.json field must hold, to refuse an edited file before trusting it.
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "spec": (str,), "seed": (int,), "epochs": (int,), "batch_size": (int,), "data": (str, type(None)),
+    "synthetic": (int, type(None)), "validation_split": (float, int, type(None)), "val_data": (str, type(None)),
+    "weights": (str, type(None)), "strategy": (str, type(None)), "shuffle": (bool,), "stream": (bool, type(None)),
+    "processes": (int,), "checkpoint_interval": (float, int), "epochs_completed": (int,), "status": (str,),
+    "versions": (dict,), "error": (str, type(None)),
+}
+_STATUSES = ("running", "completed", "interrupted", "failed")
 
 
 @dataclass
@@ -92,6 +106,7 @@ class RunFolder:
     def __init__(self, path: Path):
         self.path = path
         self.checkpoints = path / "checkpoints"
+        self.damaged: list[Path] = []  # checkpoints found cut short or edited, newest first
 
     @staticmethod
     def choose(out: Path | None, spec_name: str) -> Path:
@@ -104,12 +119,13 @@ class RunFolder:
             while out.exists():
                 suffix += 1
                 out = Path("runs") / f"{spec_name}-{stamp}-{suffix}"
-        elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise fail(RunError, str(out), "output folder already exists and is not empty",
-                       f"continue that run with --resume {out}, or choose another --out")
         if len(os.fsencode(out.name)) > RUN_NAME_BYTES:
             raise fail(RunError, str(out), f"the run folder's name is {len(os.fsencode(out.name)):,} bytes long; "
                        f"it may take {RUN_NAME_BYTES} at most", "choose a shorter --out")
+        check_output(out, folder=True)  # not a link, device or file
+        if out.exists() and any(out.iterdir()):
+            raise fail(RunError, str(out), "output folder already exists and is not empty",
+                       f"continue that run with --resume {out}, or choose another --out")
         parent = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
         if not os.access(parent, os.W_OK | os.X_OK):
             raise fail(RunError, str(out), f"cannot create the run folder: '{parent}' is not writable",
@@ -149,33 +165,56 @@ class RunFolder:
         return folder
 
     def settings(self) -> RunSettings:
+        path = self.path / "run.json"
         try:
-            data = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-            return RunSettings(**data)
-        except (OSError, ValueError, TypeError) as exc:
-            raise fail(RunError, str(self.path / "run.json"), f"cannot read run settings: {exc}") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise fail(RunError, str(path), f"cannot read run settings: {exc}", _DAMAGED_HINT) from None
+        problem = _settings_problem(data)
+        if problem is not None:
+            raise fail(RunError, str(path), f"the run settings were edited or damaged: {problem}", _DAMAGED_HINT)
+        return RunSettings(**data)
 
     def save_settings(self, settings: RunSettings) -> None:
         write_text(self.path / "run.json", json.dumps(asdict(settings), indent=2) + "\n")
 
+    def checkpoint_files(self) -> list[tuple[int, Path]]:
+        """Every checkpoint with its epoch, oldest first (by number: epoch-10000 comes after epoch-9999)."""
+        return sorted((int(m.group(1)), p) for p in self.checkpoints.glob("epoch-*.keras")
+                      if (m := re.fullmatch(r"epoch-(\d+)\.keras", p.name)))
+
     def latest_checkpoint(self) -> tuple[int, Path] | None:
-        found = sorted((int(m.group(1)), p) for p in self.checkpoints.glob("epoch-*.keras")
-                       if (m := re.fullmatch(r"epoch-(\d+)\.keras", p.name)))
-        return found[-1] if found else None
+        """The newest checkpoint that is whole; damaged newer ones are listed in `self.damaged`."""
+        self.damaged = []
+        for epoch, path in reversed(self.checkpoint_files()):
+            if _whole_keras_file(path):
+                return epoch, path
+            self.damaged.append(path)
+        return None
 
     def save_checkpoint(self, model: Any, epoch: int) -> None:
         save_model(model, self.checkpoints / f"epoch-{epoch:04d}.keras")
-        old = sorted(self.checkpoints.glob("epoch-*.keras"))[:-KEEP_CHECKPOINTS]
-        for path in old:
+        for _, path in self.checkpoint_files()[:-KEEP_CHECKPOINTS]:
             path.unlink()
 
     def read_history(self) -> list[dict[str, float]]:
         path = self.path / "history.csv"
-        if not path.exists():
-            return []
-        with open(path, encoding="utf-8", newline="") as handle:
-            return [{key: float(value) for key, value in row.items() if value != ""}
-                    for row in csv.DictReader(handle)]
+        return curves.read_history(path) if path.exists() else []
+
+    def history_until(self, epoch: int) -> list[dict[str, float]]:
+        """The history's rows up to `epoch`, refused unless it has every one of them."""
+        rows = [row for row in self.read_history() if row["epoch"] <= epoch]
+        if len(rows) != epoch:
+            raise fail(RunError, str(self.path / "history.csv"), f"the history has {len(rows)} row(s) up to the "
+                       f"checkpoint of epoch {epoch}; it was edited or damaged", _DAMAGED_HINT)
+        return rows
+
+    def record_failure(self, settings: RunSettings, error: KspecError) -> None:
+        """Mark the run failed, with why, so run.json never says "running" for a run that stopped."""
+        settings.status = "failed"
+        settings.error = "\n".join(d.format(with_source=False) for d in error.diagnostics)
+        with contextlib.suppress(KspecError):  # the run's own error is the one to report
+            self.save_settings(settings)
 
     def write_history(self, rows: list[dict[str, float]]) -> None:
         columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
@@ -186,6 +225,48 @@ class RunFolder:
             writer.writerow({key: (int(value) if key == "epoch" else repr(float(value)))
                              for key, value in row.items()})
         write_text(self.path / "history.csv", buffer.getvalue())
+
+
+_DAMAGED_HINT = "restore the run folder's files as kspec wrote them, or start the run again"
+
+
+def _settings_problem(data: Any) -> str | None:
+    """What is wrong with run.json's content, or None."""
+    if not isinstance(data, dict):
+        return "it does not hold an object"
+    for name in data:
+        if name not in _SETTING_TYPES:
+            return f"unknown field '{name}'"
+    for name in ("spec", "seed", "epochs", "batch_size"):
+        if name not in data:
+            return f"the field '{name}' is missing"
+    for name, value in data.items():
+        types = _SETTING_TYPES[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"'{name}' is {json.dumps(value)[:60]}, which is not a {' or '.join(t.__name__ for t in types)}"
+    low = {"seed": 0, "epochs": 1, "batch_size": 1, "epochs_completed": 0, "processes": 1, "synthetic": 1}
+    for name, least in low.items():
+        if isinstance(data.get(name), int) and data[name] < least:
+            return f"'{name}' is {data[name]}, below {least}"
+    interval = data.get("checkpoint_interval", 0)
+    split = data.get("validation_split") or 0
+    if not 0 <= interval < float("inf") or not 0 <= split < 1:
+        return "'checkpoint_interval' or 'validation_split' is out of range"
+    if data.get("status", "running") not in _STATUSES:
+        return f"'status' is {json.dumps(data['status'])[:60]}, not one of {', '.join(_STATUSES)}"
+    if not all(isinstance(v, str) for v in data.get("versions", {}).values()):
+        return "'versions' holds a value that is not text"
+    return None
+
+
+def _whole_keras_file(path: Path) -> bool:
+    """Whether a checkpoint is a readable zip with a model's config and weights (not cut short or edited)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return {"config.json", "model.weights.h5"} <= names
 
 
 def _check_space(staging: Path, out: Path) -> None:
@@ -432,8 +513,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         if settings.val_data is not None:
             validation = load_npz(settings.val_data, spec, built.output_shapes(), stream=settings.stream)
             validation = shard(validation, cluster) if cluster else validation
-        elif settings.validation_split:
-            check_split(len(dataset), settings.validation_split, dataset.source)
+        check_training_data(dataset, validation, settings.batch_size, settings.validation_split)
         model = built.model
         stop.check(spec)
         if resume is not None:
@@ -449,6 +529,27 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     if start_epoch >= settings.epochs:
         raise fail(RunError, str(folder.path), f"the run already finished its {settings.epochs} epochs",
                    "give a larger --epochs to train it further")
+    if resume is not None:  # only now, past every refusal, is the run's record changed
+        for path in folder.damaged:
+            progress(f"skipped the damaged checkpoint {path}")
+        folder.write_history(history)  # without the rows past the checkpoint
+        settings.status, settings.error = "running", None
+        folder.save_settings(settings)
+    try:
+        return _run(keras, spec, folder, settings, dataset, validation, model, history, stop, verbose, progress,
+                    cluster)
+    except Interrupted:
+        raise
+    except KspecError as exc:
+        folder.record_failure(settings, exc)
+        raise
+
+
+def _run(keras: Any, spec: ModelDef, folder: RunFolder, settings: RunSettings, dataset: Dataset,
+         validation: Dataset | None, model: Any, history: list[dict[str, float]], stop: StopFlag, verbose: Any,
+         progress: Callable[[str], None], cluster: Cluster | None) -> TrainResult:
+    """Train from the run's last finished epoch to its last, and complete the run folder."""
+    start_epoch = settings.epochs_completed
     # Re-seed by epoch, so a resumed run draws the same shuffles as a fresh one would.
     keras.utils.set_random_seed((settings.seed + start_epoch) % 2**32)  # NumPy's seeds stop below 2**32
 
@@ -467,20 +568,21 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
     callbacks = _callbacks(keras, folder, history, stop, progress, checkpointer)
-    if dataset.streamed or (validation is not None and validation.streamed):
-        train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
-        with reading(train_feed, validation_feed):  # a data file that changed: its own error
-            model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs,
-                      initial_epoch=start_epoch, shuffle=False, verbose=verbose,
-                      callbacks=callbacks)  # the feed shuffles; Keras would again
-    else:
-        model.fit(
-            dataset.x(spec), dataset.y(spec),
-            batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
-            validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
-            validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
-            shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
-        )
+    with model_errors(spec, "training"):
+        if dataset.streamed or (validation is not None and validation.streamed):
+            train_feed, validation_feed = _streams(keras, spec, dataset, validation, settings)
+            with reading(train_feed, validation_feed):  # a data file that changed: its own error
+                model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs,
+                          initial_epoch=start_epoch, shuffle=False, verbose=verbose,
+                          callbacks=callbacks)  # the feed shuffles; Keras would again
+        else:
+            model.fit(
+                dataset.x(spec), dataset.y(spec),
+                batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=start_epoch,
+                validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
+                validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
+                shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
+            )
     seconds = time.monotonic() - started
     checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
     if history and curves.available():  # an optional extra; training never needs it
@@ -516,6 +618,9 @@ def _restore(keras: Any, spec: ModelDef, folder: RunFolder,
              settings: RunSettings) -> tuple[Any, list[dict[str, float]]]:
     """The newest checkpoint (with optimizer state) and the history up to it."""
     latest = folder.latest_checkpoint()
+    if latest is None and folder.damaged:
+        raise fail(RunError, str(folder.damaged[0]), "the checkpoint is damaged (cut short or edited), "
+                   "and the run has no older whole one to resume from", _DAMAGED_HINT)
     if latest is None:
         raise fail(RunError, str(folder.path), "the run has no checkpoint to resume from",
                    "its checkpoints folder was emptied; start the run again")
@@ -525,10 +630,7 @@ def _restore(keras: Any, spec: ModelDef, folder: RunFolder,
     check_model_file(path)  # before Keras reads any of it
     with keras_errors(Location(str(path)), "the checkpoint"), deep_graphs(spec):
         model = keras.saving.load_model(path, safe_mode=True)  # never runs code from a file
-    history = [row for row in folder.read_history() if row["epoch"] <= epoch]
-    folder.write_history(history)
-    settings.epochs_completed = epoch
-    settings.status = "running"
-    folder.save_settings(settings)
+    history = folder.history_until(epoch)
+    settings.epochs_completed = epoch  # recorded once the run is sure to go on
     return model, history
 
