@@ -267,6 +267,39 @@ def _gigabytes(count: int) -> str:
     return f"{count * 4 / 1e9:,.1f} GB"
 
 
+def check_activation_memory(built: Built, batch_size: int) -> None:
+    """Refuse a model whose layer outputs for one batch would not fit in memory, before it runs.
+
+    Counted at 4 bytes a value, free axes 8 long (as synthetic data makes
+    them); a RepeatVector or UpSampling with a huge factor has no weights for
+    the parameter limit to catch, but would exhaust memory on the first batch.
+    """
+    from .arrays import memory_bytes
+
+    sizes = {name: _output_bytes(tensor, batch_size) for name, tensor in built.tensors.items()}
+    total, limit = sum(sizes.values()), memory_bytes() // 2
+    if total > limit:
+        largest = max(sizes, key=sizes.__getitem__)
+        raise SpecError([Diagnostic(
+            _tensor_location(built.spec, largest),
+            f"one batch of {batch_size} would fill {total:,} bytes with layer outputs, more than half of this "
+            f"machine's memory ({limit * 2:,} bytes); the largest is '{largest}' with {sizes[largest]:,} bytes",
+            "make this layer's output smaller, or train with a smaller batch")])
+
+
+def _output_bytes(tensor: Any, batch_size: int) -> int:
+    tensors = tensor if isinstance(tensor, (list, tuple)) else [tensor]
+    shapes = [tuple(t.shape)[1:] for t in tensors if getattr(t, "shape", None) is not None]
+    return sum(batch_size * 4 * math.prod(8 if d is None else d for d in shape) for shape in shapes)
+
+
+def _tensor_location(spec: ModelDef, name: str) -> Location:
+    for edge in spec.edges:
+        if any(ref.name == name for ref in edge.tensor_names()):
+            return edge.loc
+    return next((inp.loc for inp in spec.inputs if inp.name == name), spec.loc)
+
+
 class _Builder:
     def __init__(self, keras: Any, load_weights: bool = True):
         self.keras = keras

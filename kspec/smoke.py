@@ -68,7 +68,7 @@ def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None
     started = time.monotonic()
     result = CheckResult(str(path), passed=False)
     try:
-        result.params, result.note = smoke_test(path, overrides, max_params)
+        result.note = smoke_test(path, overrides, max_params, result)
         result.passed = True
     except KspecError as exc:
         result.diagnostics = list(exc.diagnostics)
@@ -81,17 +81,24 @@ def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None
     return result
 
 
-def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> tuple[int, str]:
-    """Validate, build, predict and train two steps: (parameters, a note), or a located KspecError."""
-    from .build import build, import_keras
+def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None = None,
+               result: CheckResult | None = None) -> str:
+    """Validate, build, predict and train two steps: a note on how it went, or a located KspecError.
+
+    The model's parameter count goes into `result` once it is built.
+    """
+    from .build import build, check_activation_memory, import_keras
     from .infer import model_errors
     from .spec import read_spec
 
     spec, _ = read_spec(path, overrides)
     import_keras().utils.set_random_seed(0)
     built = build(spec, max_params=max_params) if max_params else build(spec)
+    if result is not None:
+        result.params = built.model.count_params()
+    check_activation_memory(built, SAMPLES)
     with model_errors(spec, "predicting and training two steps on synthetic data"):
-        return built.model.count_params(), _predict_and_train(spec, built.model, path)
+        return _predict_and_train(spec, built.model, path)
 
 
 def _predict_and_train(spec: Any, model: Any, path: Path) -> str:

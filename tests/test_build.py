@@ -263,3 +263,18 @@ outputs: [embedding]
     assert run_message(Exception(GRAPH_ERROR)) == "indices[0,0] = 5 is not in [0, 3)"
     assert graph_location(spec, "Unknown variable: <Variable path=enc/dense/kernel>") == Location(spec.file, 6, 9)
     assert graph_location(spec, "no path here") is None
+
+
+def test_layer_outputs_larger_than_memory_are_refused_before_the_model_runs(write_spec):
+    from kspec.build import check_activation_memory
+
+    path = write_spec("inputs: {x: [4]}\nedges:\n  r: {RepeatVector: {n: 1000000000}}\n"
+                      "  y: {GlobalAveragePooling1D: {}}\noutputs: [y]\n")
+    built = build(read_spec(path)[0])  # no weights: the parameter limit lets it through
+    with pytest.raises(SpecError) as info:
+        check_activation_memory(built, 8)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.location == Location(str(path), 3, 3)
+    assert diagnostic.message.startswith("one batch of 8 would fill 128,000,000,256 bytes with layer outputs")
+    assert diagnostic.message.endswith("the largest is 'r' with 128,000,000,000 bytes")
+    check_activation_memory(_build(SPECS / "mlp.yaml"), 8)  # an ordinary model passes
