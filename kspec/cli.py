@@ -229,7 +229,7 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
               help="Continue the run in this folder from its last checkpoint.")
 @click.option("--strategy", type=click.Choice(["mirrored"]),
               help="Train on all local devices with tf.distribute.MirroredStrategy.")
-@click.option("--cpu-devices", type=click.IntRange(min=2), hidden=True,
+@click.option("--cpu-devices", type=click.IntRange(2, 256), hidden=True,
               help="Split the CPU into N logical devices (to try --strategy without GPUs).")
 @click.option("--checkpoint-interval", type=click.FloatRange(min=0), metavar="SECONDS", callback=_not_nan,
               help="Checkpoint an epoch only when this long has passed since the last checkpoint (default 60; "

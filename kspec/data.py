@@ -52,8 +52,21 @@ class Dataset:
 
     def take(self, rows: slice) -> Dataset:
         """Some rows, in memory (read from the file for stored arrays)."""
+        start, stop, _ = rows.indices(len(self))
+        self.check_batch(stop - start)
         return Dataset({k: v[rows] for k, v in self.inputs.items()},
                        {k: v[rows] for k, v in self.targets.items()}, self.source)
+
+    def check_batch(self, rows: int) -> None:
+        """Refuse batches of stored data too large to hold a few of in memory (readers queue up to 8)."""
+        if not self.streamed:
+            return  # in memory already: a batch is at most a copy of it
+        rows = min(rows, len(self))
+        need = rows * sum(_row_bytes(a) for a in [*self.inputs.values(), *self.targets.values()])
+        if need > memory_bytes() // 16:
+            raise fail(DataError, self.source, f"a batch of {rows:,} rows of this data takes {need:,} bytes; "
+                       f"several are read ahead, more than half of this machine's memory ({memory_bytes():,} bytes)",
+                       "give a smaller --batch-size")
 
     def window(self, start: int, stop: int) -> Dataset:
         """Rows start..stop, without reading stored arrays (a view of their file)."""
@@ -67,6 +80,12 @@ class Dataset:
     def streamed(self) -> bool:
         """Whether the arrays are read from their file batch by batch."""
         return any(isinstance(a, StoredArray) for a in [*self.inputs.values(), *self.targets.values()])
+
+
+def _row_bytes(array: Any) -> int:
+    """Bytes of one row as read (the larger of its stored and its cast dtype)."""
+    stored = array.stored_dtype if isinstance(array, StoredArray) else array.dtype
+    return math.prod(array.shape[1:]) * max(stored.itemsize, array.dtype.itemsize)
 
 
 # ------------------------------------------------------------ what the spec wants
@@ -386,6 +405,16 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
         raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
     values = scan(array, name, source)
     return checked_cast(array, np.dtype("float32"), values, name, source, tuple(expected[1:]))
+
+
+def check_training_data(dataset: Dataset, validation: Dataset | None, batch_size: int,
+                        validation_split: float | None) -> None:
+    """What training will ask of its data, checked before a run folder is made."""
+    if validation is None and validation_split:
+        check_split(len(dataset), validation_split, dataset.source)
+    for data in (dataset, validation):
+        if data is not None:
+            data.check_batch(batch_size)
 
 
 def check_split(rows: int, fraction: float, source: str) -> None:

@@ -43,6 +43,8 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
     its rows.
     """
 
+    dataset.check_batch(batch_size)  # here, before Keras reads a batch on a thread of its own
+
     class BatchStream(keras.utils.PyDataset):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             workers = 1 if keras.backend.backend() == "tensorflow" else READERS  # 1: no threads of Keras's own

@@ -135,6 +135,30 @@ def test_data_that_shrinks_during_training_stops_with_the_file_named(tmp_path, m
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command, batch_bytes", [("train", "203,264"), ("predict", "200,704")])  # predict: no labels
+def test_a_batch_of_stored_data_too_large_for_memory_is_refused_before_it_is_read(tmp_path, monkeypatch, command,
+                                                                                  batch_bytes):
+    # Streamed data exists because it does not fit in memory: a batch as large as the file would undo that.
+    data = tmp_path / "data.npz"
+    _mlp_data(data, 100)
+    monkeypatch.setattr(kspec_data, "memory_bytes", lambda: 16 * 100_000)  # a batch may take 100,000 bytes
+    weights = tmp_path / "mlp.keras"
+    assert CliRunner().invoke(main, ["build", str(SPECS / "mlp.yaml"), "-o", str(weights)]).exit_code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    args = {"train": ["train", str(SPECS / "mlp.yaml"), "--out", str(out / "run"), "-q", "--stream"],
+            "predict": ["predict", str(SPECS / "mlp.yaml"), "--weights", str(weights), "-o", str(out / "p.npz")]}
+    result = CliRunner().invoke(main, [*args[command], "--data", str(data), "--batch-size", "64"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"{data}: error: a batch of 64 rows of this data takes {batch_bytes} bytes; several are read ahead, more than "
+        "half of this machine's memory (1,600,000 bytes)")
+    assert "Traceback" not in result.output
+    assert list(out.iterdir()) == []
+    smaller = CliRunner().invoke(main, [*args[command], "--data", str(data), "--batch-size", "16"])
+    assert smaller.exit_code == 0, smaller.output
+
+
 def _peak_memory(args: list[str]) -> int:
     """Peak resident memory (KiB) of a kspec command run in its own process."""
     code = ("import resource, runpy, sys\n"
