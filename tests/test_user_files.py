@@ -110,6 +110,18 @@ def test_inspect_onto_its_own_data_is_refused(workspace):
     assert snapshot(workspace) == before
 
 
+def test_output_onto_the_weights_or_the_spec_is_refused(workspace):
+    shutil.copy(workspace / "w.keras", workspace / "w.npz")
+    shutil.copy(workspace / "tiny.yaml", workspace / "tiny.dot")
+    before = snapshot(workspace)
+    result = invoke("predict", workspace / "tiny.yaml", "--weights", workspace / "w.npz", "--data",
+                    workspace / "d.npz", "-o", workspace / "w.npz")
+    assert_refused(result, 2, workspace / "w.npz", "the output is the --weights file itself")
+    result = invoke("graph", workspace / "tiny.dot", "-o", workspace / "tiny.dot")
+    assert_refused(result, 2, workspace / "tiny.dot", "the output is the spec itself")
+    assert snapshot(workspace) == before
+
+
 def test_output_through_a_symlink_is_refused(workspace):
     elsewhere = workspace / "elsewhere"
     elsewhere.mkdir()
@@ -395,6 +407,12 @@ def test_a_failure_inside_fit_is_located_and_recorded(workspace, monkeypatch):
     assert settings["status"] == "failed"
     assert message in settings["error"]
 
+    monkeypatch.undo()  # Keras works again: the failed run resumes from its epoch-0 checkpoint
+    result = invoke("train", workspace / "tiny.yaml", "--resume", run, "-q")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((run / "run.json").read_text())
+    assert (settings["status"], settings["error"], settings["epochs_completed"]) == ("completed", None, 1)
+
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_failure_inside_evaluate_or_predict_is_located_and_writes_nothing(workspace, monkeypatch, command):
@@ -442,6 +460,43 @@ MEASURE = textwrap.dedent("""
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print((after - before) * 1024)
 """)
+
+
+def test_npz_writer_refuses_to_fill_the_disk_and_leaves_nothing(tmp_path, monkeypatch):
+    from kspec import files
+    from kspec.errors import RunError
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: real(path)._replace(free=10_000))
+    with pytest.raises(RunError) as info, files.NpzWriter(tmp_path / "p.npz", rows=1000) as writer:
+        writer.append("y", np.zeros((10, 100), np.float32))  # 1000 rows of 400 bytes: 0.8 MB to write
+    assert info.value.diagnostics[0].message.startswith("not enough disk space: the predictions (output 'y' ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npz_writer_refuses_rows_that_change_shape(tmp_path):
+    from kspec.errors import RunError
+    from kspec.files import NpzWriter
+
+    with pytest.raises(RunError) as info, NpzWriter(tmp_path / "p.npz", rows=4) as writer:
+        writer.append("y", np.zeros((2, 3)))
+        writer.append("y", np.zeros((2, 5)))
+    assert info.value.diagnostics[0].message == "output 'y' gave rows of shape (5,) after rows of shape (3,)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npz_writer_output_reads_back(tmp_path):
+    from kspec.files import NpzWriter
+
+    with NpzWriter(tmp_path / "p.npz", rows=5) as writer:
+        for start in (0, 2, 4):
+            writer.append("a", np.arange(start, min(start + 2, 5), dtype=np.int16))
+            writer.append("b.c", np.full((min(2, 5 - start), 2, 2), start, np.float64))
+        assert writer.finish() == {"a": (5,), "b.c": (5, 2, 2)}
+    with np.load(tmp_path / "p.npz") as saved:
+        np.testing.assert_array_equal(saved["a"], np.arange(5, dtype=np.int16))
+        assert saved["b.c"].dtype == np.float64 and saved["b.c"][4, 1, 1] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]
 
 
 @pytest.mark.slow
