@@ -289,7 +289,8 @@ def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> An
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                    f"expects numbers ({dtype})")
-    values = scan(array, inp.name, source, whole=dtype.kind == "b")
+    values = scan(array, inp.name, source, whole=dtype.kind == "b",
+                  bounds=array.dtype != dtype or ids_limit is not None)
     if ids_limit is not None and values.low is not None and (values.low < 0 or values.high >= ids_limit):
         raise fail(DataError, source, f"array '{inp.name}' holds ids from {values.low} to {values.high}, "
                    f"outside the Embedding's input_dim {ids_limit}", f"ids must lie in [0, {ids_limit - 1}]")
@@ -313,10 +314,11 @@ class Values:
     whole: bool
 
 
-def scan(array: Any, name: str, source: str, whole: bool = False) -> Values:
+def scan(array: Any, name: str, source: str, whole: bool = False, bounds: bool = True) -> Values:
     """Smallest and largest value, a chunk at a time (one read of a stored file); NaN or infinity refused.
 
-    With `whole`, also finds whether every value is a whole number.
+    With `whole`, also finds whether every value is a whole number. Without
+    `bounds` (nothing to cast, no ids to check), skips the smallest and largest.
     """
     low = high = None
     all_whole = True
@@ -331,7 +333,7 @@ def scan(array: Any, name: str, source: str, whole: bool = False) -> Values:
                            "clean or drop those rows before training")
             if whole:
                 all_whole = all_whole and bool(np.all(np.floor(chunk) == chunk))
-        if chunk.size:
+        if bounds and chunk.size:
             low = chunk.min().item() if low is None else min(low, chunk.min().item())
             high = chunk.max().item() if high is None else max(high, chunk.max().item())
         row += len(chunk)
@@ -403,7 +405,7 @@ def _check_target(array: np.ndarray, name: str, output_shape: tuple[Any, ...], k
                    f"expects {_shape_text(expected)}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise fail(DataError, source, f"array '{name}' has dtype {array.dtype}; output '{name}' expects numbers")
-    values = scan(array, name, source)
+    values = scan(array, name, source, bounds=array.dtype != np.float32)
     return checked_cast(array, np.dtype("float32"), values, name, source, tuple(expected[1:]))
 
 
