@@ -40,7 +40,8 @@ from typing import Any, Callable
 from . import __version__, curves
 from .backend import Cluster
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
-from .build import DEFAULT_MAX_PARAMS, build, deep_graphs, import_keras, keras_errors, load_weights
+from .build import (DEFAULT_MAX_PARAMS, build, check_activation_memory, deep_graphs, import_keras, keras_errors,
+                    load_weights)
 from .data import Dataset, check_training_data, load_npz, synthetic
 from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
 from .feed import batch_stream, reading
@@ -507,6 +508,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         if spec.compile is None or spec.compile.loss is None:
             raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
                        "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
+        check_activation_memory(built, settings.batch_size)  # a batch that cannot fit: before any data is made
         stop.check(spec)
         dataset = make_data(spec, settings, built.output_shapes(), cluster)
         validation = None

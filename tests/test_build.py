@@ -278,3 +278,17 @@ def test_layer_outputs_larger_than_memory_are_refused_before_the_model_runs(writ
     assert diagnostic.message.startswith("one batch of 8 would fill 128,000,000,256 bytes with layer outputs")
     assert diagnostic.message.endswith("the largest is 'r' with 128,000,000,000 bytes")
     check_activation_memory(_build(SPECS / "mlp.yaml"), 8)  # an ordinary model passes
+
+
+def test_train_refuses_such_a_model_and_leaves_nothing_behind(write_spec, tmp_path):
+    from click.testing import CliRunner
+
+    from kspec.cli import main
+
+    path = write_spec("inputs: {x: [4]}\nedges:\n  r: {RepeatVector: {n: 1000000000}}\n"
+                      "  y: {GlobalAveragePooling1D: {}}\noutputs: [y]\nloss: mse\n")
+    result = CliRunner().invoke(main, ["train", str(path), "--synthetic", "8", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"{path}:3:3: error: one batch of 32 would fill 512,000,001,024 bytes")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
