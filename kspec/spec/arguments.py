@@ -151,8 +151,14 @@ def _check_object(node: YNode, arg: str, owner: str, known: dict[str, Any], grou
     """An initializer, regularizer or constraint: null, a name, or {Class: {args}} of its module."""
     what = group[:-1]
     example = known["strings"][0] if known["strings"] else "null"
+    if isinstance(node, YScalar) and isinstance(node.value, str) and group != "initializers":
+        names = known["strings"] + list(known["classes"])  # initializer names are checked in check.py
+        if node.value not in names:
+            yield Diagnostic(node.loc, f"unknown {what} '{node.value}' for {owner}{did_you_mean(node.value, names)}",
+                             f"{group}: {', '.join(known['strings'])}, or a class with its arguments")
+        return
     if isinstance(node, YScalar) and (node.value is None or isinstance(node.value, str)):
-        return  # names are checked in check.py (initializers) or by Keras
+        return
     if isinstance(node, YMap) and len(node.entries) == 1:
         class_name, key_node, args_node = next(node.items())
         classes = known["classes"]
