@@ -262,8 +262,10 @@ def read_npz_arrays(path: Path, stream: bool | None, stream_bytes: int) -> dict[
         headers: dict[str, Header] = {}
         for key, info in members.items():
             if info.compress_type == zipfile.ZIP_STORED:
-                raw.seek(_data_start(raw, info))
-                headers[key] = read_header(raw, where, key, info.file_size)
+                start = _data_start(raw, info)
+                raw.seek(start)
+                held = min(info.file_size, stamp[0] - start)  # the zip's own sizes may lie too
+                headers[key] = read_header(raw, where, key, held)
             else:
                 with archive.open(info) as member:
                     headers[key] = read_header(member, where, key, info.file_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def _lying_npy(header: str, payload: bytes) -> bytes:
 
 def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED):
     def write(path: Path) -> None:
-        with zipfile.ZipFile(path, "w", compression) as archive:
+        with zipfile.ZipFile(path, "w", compression) as archive, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of a duplicate name, which one case writes on purpose
             for name, data in members.items():
                 archive.writestr(name.split("#")[0], data)  # "#2" tells two members of one name apart
     return write
@@ -98,6 +100,18 @@ def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED):
 
 def _digits_with_image(image: bytes, name: str = "image.npy", compression: int = zipfile.ZIP_STORED):
     return _zip({name: image, "digit.npy": _npy_bytes(_labels())}, compression)
+
+
+def _zip_size_lies(path: Path) -> None:
+    # The last member's header and the zip's directory both promise 1,000 images; the file holds 6.
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 8, 8, 1), }"
+    image = _lying_npy(header, _images().tobytes())
+    _zip({"digit.npy": _npy_bytes(_labels()), "image.npy": image})(path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)  # the second directory entry: image.npy
+    promised = len(image) - len(_images().tobytes()) + 1000 * 256
+    struct.pack_into("<LL", data, entry + 20, promised, promised)  # its compressed and uncompressed sizes
+    path.write_bytes(bytes(data))
 
 
 def _image_header(shape: str) -> bytes:
@@ -174,6 +188,9 @@ CASES = {
                                                        compression=zipfile.ZIP_DEFLATED), ALL,
                             "error: array 'image' promises 281,474,976,710,656 bytes of data (shape "
                             "(1099511627776, 8, 8, 1), float32) but the file holds 1,536"),
+    "zip_sizes_lie_too": (DIGITS, _zip_size_lies, ALL,
+                          "error: array 'image' promises 256,000 bytes of data (shape (1000, 8, 8, 1), float32) but "
+                          "the file holds 1,668"),
     "not_a_header": (DIGITS, _digits_with_image(b"\x93NUMPY\x01\x00\x06\x00hello\n"), ALL,
                      "error: array 'image' has no valid .npy header (magic string, version, then a dict of "
                      "descr, fortran_order and shape)"),
