@@ -397,3 +397,36 @@ def test_a_savedmodel_nested_in_a_spec_is_never_loaded_or_run(tmp_path, monkeypa
         assert "Traceback" not in result.output
         assert not marker.exists(), args
     assert not (tmp_path / "run").exists()
+
+
+def test_the_builder_refuses_a_nested_refused_layer_even_unvalidated(tmp_path):
+    """The builder runs the same check as validate, for specs built from Python without validating."""
+    from kspec.build import build
+    from kspec.errors import SpecError
+    from kspec.spec.parse import parse
+
+    (tmp_path / "spec.yaml").write_text(TFSM_SPEC)
+    model, diagnostics = parse(tmp_path / "spec.yaml")  # structure only: no check_model
+    assert model is not None and not any(d.is_error for d in diagnostics)
+    with pytest.raises(SpecError) as info:
+        build(model)
+    assert info.value.diagnostics[0].message == "layer class 'TFSMLayer' is not allowed in a spec"
+
+
+def test_an_oversized_spec_or_include_is_refused_before_it_is_read(tmp_path):
+    from kspec.spec.paths import MAX_SPEC_BYTES
+
+    for name in ("huge.yaml", "encoder.yaml"):
+        with open(tmp_path / name, "wb") as handle:
+            handle.truncate(MAX_SPEC_BYTES + 1)  # sparse: no time or disk spent
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "huge.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (f"{tmp_path / 'huge.yaml'}: error: spec file is "
+                                             f"{MAX_SPEC_BYTES + 1:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("models:\n  enc: {include: encoder.yaml}\ninputs: {x: [4]}\n"
+                    "edges:\n  y: {layer: enc, in: x}\noutputs: [y]\n")
+    result = CliRunner().invoke(main, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert (f"{spec}:2:18: error: included spec 'encoder.yaml' is {MAX_SPEC_BYTES + 1:,} bytes, more than the "
+            f"{MAX_SPEC_BYTES:,} allowed") in result.stderr.splitlines()
