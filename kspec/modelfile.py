@@ -139,6 +139,11 @@ def _check_members(infos: list[zipfile.ZipInfo], refuse: _Refuser) -> None:
             raise refuse(f"holds the file {name!r} twice, which Keras never writes")
         seen.add(name)
         _check_size(info, refuse)
+    # Many members each under the floor can still inflate together (Keras extracts assets to disk).
+    total = sum(info.file_size for info in infos)
+    stored = sum(info.compress_size for info in infos)
+    if total > EXPANSION_FLOOR_BYTES and total > MAX_EXPANSION * max(stored, 1):
+        raise refuse(f"inflates from {stored:,} to {total:,} bytes in all: a decompression bomb, not a saved model")
 
 
 def _check_size(info: zipfile.ZipInfo, refuse: _Refuser) -> None:

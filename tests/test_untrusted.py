@@ -138,6 +138,8 @@ def _cases() -> list[tuple[str, Callable[[dict[str, bytes], Path], bytes | dict[
          f"holds {MAX_MEMBERS + 3:,} files"),
         ("config_bomb.keras", config_bomb, "has a config.json of"),
         ("weights_bomb.keras", weights_bomb, "holds 'model.weights.h5', which inflates from"),
+        ("many_small_bombs.keras", lambda saved, marker: {**saved, **{f"assets/{i}": bytes(2**20) for i in range(20)}},
+         "inflates from"),
         ("deep_json.keras", deep_json, f"has a config.json nested more than {MAX_CONFIG_DEPTH} levels deep"),
         ("foreign_class.keras", config(foreign_class), "uses the class 'os.system', which is not part of Keras"),
         ("function_by_path.keras", config(function_by_path), "names the function 'system' from 'os'"),
