@@ -278,7 +278,8 @@ def test_every_command_refuses_bad_data(name, tmp_path, weights, typed_spec):
         assert list(out.iterdir()) == [], command
 
 
-def test_pickle_is_never_loaded(tmp_path, weights):
+@pytest.mark.parametrize("container", ["npz", "folder"])
+def test_pickle_is_never_loaded(tmp_path, weights, container):
     # A pickled payload that would run code if unpickled: kspec refuses the file without loading it.
     marker = tmp_path / "ran"
 
@@ -286,10 +287,20 @@ def test_pickle_is_never_loaded(tmp_path, weights):
         def __reduce__(self):
             return (Path.touch, (marker,))
 
-    data = tmp_path / "evil.npz"
-    np.savez(data, image=np.array([Payload()], dtype=object), digit=np.zeros(1, "int64"))
+    payload = np.array([Payload()], dtype=object)
+    if container == "npz":
+        data = tmp_path / "evil.npz"
+        np.savez(data, image=payload, digit=np.zeros(1, "int64"))
+    else:
+        data = tmp_path / "evil"
+        data.mkdir()
+        np.save(data / "image.npy", payload, allow_pickle=True)
+        np.save(data / "digit.npy", np.zeros(1, "int64"))
     assert not marker.exists()  # saving pickles, it does not run the payload
-    result = CliRunner().invoke(main, ["predict", DIGITS, "--weights", str(weights / "digits_cnn.keras"),
-                                       "--data", str(data), "-o", str(tmp_path / "p.npz")])
-    assert result.exit_code == 1
-    assert not marker.exists()
+    for command in (["predict", DIGITS, "--weights", str(weights / "digits_cnn.keras"), "-o", str(tmp_path / "p.npz")],
+                    ["train", DIGITS, "--out", str(tmp_path / "run"), "-q"]):
+        result = CliRunner().invoke(main, [*command, "--data", str(data)])
+        assert result.exit_code == 1, result.output
+        assert "array 'image' holds Python objects, which kspec does not load" in result.stderr.splitlines()[0]
+        assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil" if container == "folder" else "evil.npz"]
