@@ -48,6 +48,9 @@ NESTED_LAYERS = [{"Dense": {"units": 2}}, {"LSTM": {"units": 2}}, {"SimpleRNNCel
 
 small_ints = st.integers(1, 4)
 fractions = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9])
+# A required argument of no known kind: a count, a shape, or a layer (Bidirectional's, RNN's cell).
+unknown_required = st.one_of(small_ints, st.lists(small_ints, min_size=1, max_size=3),
+                             st.sampled_from([{"Dense": {"units": 2}}, {"LSTMCell": {"units": 2}}]))
 hostile = st.one_of(st.sampled_from([-1, 0, 10**7, 2.5, "eight", "", [1, "a"], [], True, None]),
                     st.text(max_size=6), st.sampled_from(NESTED_LAYERS))
 
@@ -61,7 +64,7 @@ def _identifier(group: str) -> st.SearchStrategy[Any]:
                          {name: _arguments(known["kinds"].get(name, {}), [], optional=2)})))
 
 
-def _value(arg: str, kind: str | None) -> st.SearchStrategy[Any]:
+def _value(arg: str, kind: str | None, required: bool = False) -> st.SearchStrategy[Any]:
     """A value for one argument: one that fits its kind, mostly."""
     if arg in ("activation", "recurrent_activation"):
         fitting = st.sampled_from(CATALOGUE["activations"])
@@ -86,7 +89,7 @@ def _value(arg: str, kind: str | None) -> st.SearchStrategy[Any]:
             "float": fractions,
             "str": st.sampled_from(["valid", "auto", "same", "sum", "concat", "mean", "int"]),
             "tuple": st.one_of(small_ints, st.lists(small_ints, min_size=1, max_size=3)),
-        }.get(kind or "", st.none())  # None is what an argument of no known kind defaults to
+        }.get(kind or "", unknown_required if required else st.none())  # None: the usual default
     # One value in ten is of a wrong kind, extreme, or a layer where none goes.
     return st.integers(0, 9).flatmap(lambda roll: hostile if roll == 0 else fitting)
 
@@ -96,7 +99,7 @@ def _arguments(kinds: dict[str, str], required: list[str], optional: int) -> st.
     names = sorted(arg for arg in kinds if arg not in SKIPPED and arg not in required)
     chosen = st.lists(st.sampled_from(names), max_size=optional, unique=True) if names else st.just([])
     return chosen.flatmap(lambda extra: st.fixed_dictionaries(
-        {arg: _value(arg, kinds.get(arg)) for arg in list(required) + extra}))
+        {arg: _value(arg, kinds.get(arg), arg in required) for arg in list(required) + extra}))
 
 
 @st.composite
