@@ -17,6 +17,7 @@ import stat
 import tempfile
 import zipfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -114,8 +115,17 @@ def _looks_like(path: Path, suffix: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where Linux allows (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # briefly restrictive, never permissive
     os.umask(mask)
     return mask
 
