@@ -34,6 +34,7 @@ MAX_SPEC_BYTES = 64 * 2**20
 MAX_ARGUMENT_FILE_BYTES = 256 * 2**20
 
 _WHAT = {"include": "included spec", "weights": "weights file", "vocabulary": "vocabulary file"}
+_HINTS = {"include": "give the path of another spec file", "weights": "give the path of a .keras file"}
 
 
 def _refuse(loc: Location, message: str, hint: str | None = None) -> SpecError:
@@ -55,37 +56,34 @@ def resolve_spec_path(value: str, loc: Location, naming_file: str | Path, root: 
         SpecError located at `loc`.
     """
     described = _WHAT.get(what, f"'{what}' file")
+    shown = value if len(value) <= 200 else value[:200] + "..."  # a message stays on a screen
     if "://" in value:
-        raise _refuse(loc, f"{described} '{value}' is a URL; a spec names local files only",
+        raise _refuse(loc, f"{described} '{shown}' is a URL; a spec names local files only",
                       "download the file into the spec's folder and name it by its relative path")
     try:
         path = (Path(naming_file).parent / value).resolve()
     except RuntimeError:  # Python 3.11's resolve() on a symlink loop
-        raise _refuse(loc, f"{described} '{value}' is a symlink loop", "point the link at a file") from None
+        raise _refuse(loc, f"{described} '{shown}' is a symlink loop", "point the link at a file") from None
     except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
         raise _refuse(loc, f"'{what}' is not a usable path: {getattr(exc, 'strerror', None) or exc}") from None
     if not path.is_relative_to(root):
-        raise _refuse(loc, f"{described} '{value}' is outside the spec's folder",
+        raise _refuse(loc, f"{described} '{shown}' is outside the spec's folder",
                       "a spec reads files only from its own folder and the folders below it; copy the file there")
     try:
-        mode = path.stat().st_mode  # stat, not open: opening a FIFO would wait for a writer
+        info = path.stat()  # stat, not open: opening a FIFO would wait for a writer
     except FileNotFoundError:
-        raise _refuse(loc, f"{described} '{value}' not found",
+        raise _refuse(loc, f"{described} '{shown}' not found",
                       f"paths are relative to the spec file; looked for {display_path(path)}") from None
     except OSError as exc:  # e.g. ELOOP, a permission
-        raise _refuse(loc, f"{described} '{value}' cannot be read: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise _refuse(loc, f"'{what}' names a folder, not a file: '{value}'", _HINTS.get(what))
-    if not stat.S_ISREG(mode):
-        raise _refuse(loc, f"{described} '{value}' is not a regular file (a device, FIFO or socket)",
+        raise _refuse(loc, f"{described} '{shown}' cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _refuse(loc, f"'{what}' names a folder, not a file: '{shown}'", _HINTS.get(what))
+    if not stat.S_ISREG(info.st_mode):
+        raise _refuse(loc, f"{described} '{shown}' is not a regular file (a device, FIFO or socket)",
                       _HINTS.get(what))
-    size = path.stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise _refuse(loc, f"{described} '{value}' is {size:,} bytes, more than the {max_bytes:,} allowed")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise _refuse(loc, f"{described} '{shown}' is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
     return path
-
-
-_HINTS = {"include": "give the path of another spec file", "weights": "give the path of a .keras file"}
 
 
 def check_spec_file(path: Path) -> None:
