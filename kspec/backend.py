@@ -37,8 +37,8 @@ def select_backend(name: str | None) -> str:
 
 
 @contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null (C++ logging bypasses sys.stderr)."""
+def stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null (C++ logging bypasses sys.stderr), e.g. while TensorFlow loads."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -65,7 +65,7 @@ def import_keras(cpu_devices: int | None = None) -> Any:
     if "keras" in sys.modules and getattr(sys.modules["keras"], "__version__", None):
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with stderr_silenced():
         import keras
 
         if keras.backend.backend() == "tensorflow":

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, curves
-from .backend import Cluster
+from .backend import Cluster, stderr_silenced
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import (DEFAULT_MAX_PARAMS, build, check_activation_memory, deep_graphs, import_keras, keras_errors,
                     load_weights)
@@ -108,6 +108,7 @@ class RunFolder:
         self.path = path
         self.checkpoints = path / "checkpoints"
         self.damaged: list[Path] = []  # checkpoints found cut short or edited, newest first
+        self.newest_whole: Path | None = None  # the checkpoint latest_checkpoint chose
 
     @staticmethod
     def choose(out: Path | None, spec_name: str) -> Path:
@@ -189,6 +190,7 @@ class RunFolder:
         self.damaged = []
         for epoch, path in reversed(self.checkpoint_files()):
             if _whole_keras_file(path):
+                self.newest_whole = path
                 return epoch, path
             self.damaged.append(path)
         return None
@@ -258,6 +260,17 @@ def _settings_problem(data: Any) -> str | None:
     if not all(isinstance(v, str) for v in data.get("versions", {}).values()):
         return "'versions' holds a value that is not text"
     return None
+
+
+def _check_same_model(built: Any, restored: Any, folder: RunFolder) -> None:
+    """Refuse a checkpoint whose model is not the spec's: its config was edited, or it is another run's."""
+    def shapes(model: Any) -> list[tuple[Any, ...]]:
+        return [tuple(weight.shape) for weight in model.weights]
+
+    if shapes(restored) != shapes(built):
+        raise fail(RunError, str(folder.newest_whole or folder.checkpoints),
+                   "the checkpoint does not hold this spec's model: its weights differ in number or shape",
+                   _DAMAGED_HINT)
 
 
 def _whole_keras_file(path: Path) -> bool:
@@ -369,7 +382,8 @@ def _epoch_tensorboard(keras: Any) -> Any:
 # -------------------------------------------------------------------- seeding
 def seed_everything(keras: Any, seed: int) -> None:
     """Seed Python, NumPy and Keras; make TensorFlow's ops deterministic."""
-    keras.utils.set_random_seed(seed)
+    with stderr_silenced():  # Keras seeds TensorFlow too when installed, whatever the backend: its start-up log
+        keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -412,7 +426,8 @@ def _teacher(spec: ModelDef) -> Callable[[Any], list[Any]]:
     teacher = build(spec, compile=False).model  # the same on every process: built from the same seed
 
     def predict(x: Any) -> list[Any]:
-        outputs = teacher.predict(x, batch_size=256, verbose=0)
+        with model_errors(spec, "labelling synthetic data with a copy of the model"):
+            outputs = teacher.predict(x, batch_size=256, verbose=0)
         return outputs if isinstance(outputs, list) else [outputs]
 
     return predict
@@ -521,6 +536,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         if resume is not None:
             assert folder is not None
             model, history = _restore(keras, spec, folder, settings)
+            _check_same_model(built.model, model, folder)
         else:
             if settings.weights is not None:
                 load_weights(model, settings.weights, Location(settings.weights))
