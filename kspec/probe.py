@@ -24,6 +24,7 @@ import numpy as np
 from .build import Built, deep_graphs
 from .data import Dataset
 from .errors import KspecError, RunError, did_you_mean, fail
+from .infer import model_errors
 from .spec.graph import call_inputs, node_indices
 from .spec.model import Ref
 
@@ -255,7 +256,8 @@ def compute(built: Built, targets: list[Target], dataset: Dataset, output: Path 
         probe = keras.Model(built.model.inputs, [target.outer for target in targets])
     n = len(dataset)
     stats = {target.key: Stats() for target in targets}
-    with tempfile.TemporaryDirectory(dir=output.parent if output else None) as scratch:
+    with tempfile.TemporaryDirectory(dir=output.parent if output else None) as scratch, \
+            model_errors(spec, "computing layer outputs"):
         arrays: dict[str, np.ndarray] = {}
         for start in range(0, n, batch_size):
             batch = dataset.take(slice(start, start + batch_size))
