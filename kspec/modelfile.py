@@ -91,6 +91,9 @@ def check_model_file(path: str | Path, where: Location | None = None) -> Checked
             _check_members(infos, refuse)
             names = {info.filename: info for info in infos}
             config = _read_json(archive, names["config.json"], refuse) if "config.json" in names else None
+            for info in infos:
+                if info.filename.endswith(".h5"):
+                    _check_hdf5(archive, info, refuse)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
         raise refuse("is not a .keras file (not a zip archive, or cut short)",
                      "copy the file again if a copy was interrupted, or " + _HINT) from None
@@ -169,6 +172,33 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, refuse: _Refuser
         raise refuse(f"has a config.json nested more than {MAX_CONFIG_DEPTH} levels deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise refuse(f"has a config.json that is not valid JSON ({exc})", _HINT) from None
+
+
+def _check_hdf5(archive: zipfile.ZipFile, info: zipfile.ZipInfo, refuse: _Refuser) -> None:
+    """Weights must be in the file itself: HDF5 can link to, or store data in, other files.
+
+    Only the HDF5 metadata is read (links and dataset layouts), not the weights.
+    """
+    import h5py  # a Keras dependency; imported only when a model file is checked
+
+    def outside(name: str, link: Any) -> str | None:
+        if isinstance(link, h5py.ExternalLink):
+            return f"links '{name}' to the file '{link.filename}'"
+        if isinstance(link, h5py.HardLink):
+            item = weights.get(name)
+            if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+                files = [entry[0] for entry in item.external or []] or ["other files"]
+                return f"stores '{name}' in {_short(str(files[0]))}"
+        return None
+
+    try:
+        with archive.open(info) as handle, h5py.File(handle, "r") as weights:
+            found = weights.visititems_links(outside)
+    except OSError as exc:
+        raise refuse(f"has a {info.filename} that is not a readable HDF5 file ({exc})", _HINT) from None
+    if found:
+        raise refuse(f"has a {info.filename} that {found}, outside the model file; kspec reads weights "
+                     "from the file you name only")
 
 
 @contextmanager

@@ -128,7 +128,26 @@ def _cases() -> list[tuple[str, Callable[[dict[str, bytes], Path], bytes | dict[
     def weights_bomb(saved: dict[str, bytes], marker: Path) -> dict[str, bytes]:
         return {**saved, "model.weights.h5": bytes(32 * 2**20)}
 
+    def weights_elsewhere(saved: dict[str, bytes], marker: Path, link: bool) -> dict[str, bytes]:
+        import h5py
+
+        secret = marker.parent / "secret.bin"
+        secret.write_bytes(b"secret!!")
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as weights:
+            if link:
+                weights["layers"] = h5py.ExternalLink(str(secret), "/")
+            else:
+                weights.create_dataset("layers/y/vars/0", shape=(8,), dtype="u1", external=[(str(secret), 0, 8)])
+        return {**saved, "model.weights.h5": buffer.getvalue()}
+
     return [
+        ("weights_external_link.keras", lambda saved, marker: weights_elsewhere(saved, marker, link=True),
+         "has a model.weights.h5 that links 'layers' to the file"),
+        ("weights_external_storage.keras", lambda saved, marker: weights_elsewhere(saved, marker, link=False),
+         "has a model.weights.h5 that stores 'layers/y/vars/0' in"),
+        ("weights_not_hdf5.keras", lambda saved, marker: {**saved, "model.weights.h5": b"not hdf5"},
+         "has a model.weights.h5 that is not a readable HDF5 file"),
         ("not_a_zip.keras", lambda saved, marker: b"name: not a model\n", "is not a .keras file (not a zip archive"),
         ("truncated.keras", lambda saved, marker: _zip_bytes(saved)[:-200], "is not a .keras file (not a zip archive"),
         ("empty.keras", lambda saved, marker: b"", "is not a .keras file (not a zip archive"),
