@@ -342,6 +342,22 @@ def test_every_checkpoint_damaged_is_refused_with_the_newest_named(run_copy):
     assert snapshot(run) == before
 
 
+def test_a_checkpoint_of_another_model_is_refused(run_copy):
+    from kspec.build import build
+    from kspec.files import save_model
+    from kspec.spec import read_spec
+
+    spec, run = run_copy
+    other = spec.with_name("other.yaml")
+    other.write_text(TINY.replace("units: 5", "units: 6"))
+    newest = run / "checkpoints" / "epoch-0003.keras"
+    save_model(build(read_spec(other)[0]).model, newest)
+    before = snapshot(run)
+    result = _resume(spec, run, 5)
+    assert_refused(result, 1, f"{newest}: error: the checkpoint does not hold this spec's model")
+    assert snapshot(run) == before
+
+
 def test_checkpoints_past_9999_sort_and_are_kept_by_number(tmp_path, monkeypatch):
     from kspec import train
 
