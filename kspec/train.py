@@ -523,7 +523,8 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
         if spec.compile is None or spec.compile.loss is None:
             raise fail(RunError, spec.file, "the spec has no 'loss', so it cannot be trained",
                        "add e.g. 'loss: binary_crossentropy' (and an 'optimizer') to the spec")
-        check_activation_memory(built, settings.batch_size)  # a batch that cannot fit: before any data is made
+        # A batch that cannot fit is refused before any data is made (Keras takes at most N rows a batch).
+        check_activation_memory(built, min(settings.batch_size, settings.synthetic or settings.batch_size))
         stop.check(spec)
         dataset = make_data(spec, settings, built.output_shapes(), cluster)
         validation = None

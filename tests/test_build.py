@@ -289,6 +289,6 @@ def test_train_refuses_such_a_model_and_leaves_nothing_behind(write_spec, tmp_pa
                       "  y: {GlobalAveragePooling1D: {}}\noutputs: [y]\nloss: mse\n")
     result = CliRunner().invoke(main, ["train", str(path), "--synthetic", "8", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith(f"{path}:3:3: error: one batch of 32 would fill 512,000,001,024 bytes")
+    assert result.stderr.startswith(f"{path}:3:3: error: one batch of 8 would fill 128,000,000,256 bytes")
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
