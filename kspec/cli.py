@@ -147,6 +147,17 @@ def _check_output(path: Path | None, expected: str, inputs: dict[str, Any], kind
         raise click.BadParameter(f"'{path}': {problem.message}; {problem.hint}", param_hint=f"'{option}'") from None
 
 
+def _weights_files(model_def: Any) -> dict[str, str]:
+    """The .keras files a spec's sub-models load weights from: a model written over one would replace them."""
+    found, models = {}, [model_def]
+    while models:
+        model = models.pop()
+        if model.weights is not None:
+            found[f"the weights file of sub-model '{model.name}'"] = model.weights
+        models.extend(model.models.values())
+    return found
+
+
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
@@ -162,6 +173,7 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
 
     _check_output(output, ".keras (Keras's model format)", {"the spec": spec})
     model_def = _prepare(spec, overrides, backend)
+    _check_output(output, ".keras (Keras's model format)", _weights_files(model_def))
     built = build_model(model_def, max_params=max_params)
     model = built.model
     if output is not None:

@@ -122,6 +122,22 @@ def test_output_onto_the_weights_or_the_spec_is_refused(workspace):
     assert snapshot(workspace) == before
 
 
+def test_build_onto_a_sub_models_weights_is_refused(workspace):
+    from kspec.build import build
+    from kspec.files import save_model
+    from kspec.spec import read_spec
+
+    (workspace / "encoder.yaml").write_text("inputs: {x: [4]}\nedges:\n  h: {Dense: {units: 3}}\noutputs: [h]\n")
+    save_model(build(read_spec(workspace / "encoder.yaml")[0], compile=False).model, workspace / "encoder.keras")
+    (workspace / "outer.yaml").write_text(
+        "models:\n  encoder: {include: encoder.yaml, weights: encoder.keras}\n"
+        "inputs: {a: [4]}\nedges:\n  e: {layer: encoder, in: a}\noutputs: [e]\n")
+    before = snapshot(workspace)
+    result = invoke("build", workspace / "outer.yaml", "-o", workspace / "encoder.keras")
+    assert_refused(result, 2, workspace / "encoder.keras", "the weights file of sub-model 'encoder' itself")
+    assert snapshot(workspace) == before
+
+
 def test_output_through_a_symlink_is_refused(workspace):
     elsewhere = workspace / "elsewhere"
     elsewhere.mkdir()
