@@ -52,6 +52,8 @@ def check_output(path: Path, inputs: Mapping[str, Path | str | None] = {}, folde
     if not folder and not parent.is_dir():
         raise fail(RunError, str(path), f"its folder '{parent}' does not exist",
                    "create it first, or choose another path")
+    if not folder and not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(RunError, str(path), f"its folder '{parent}' is not writable", "choose another path")
     try:
         info = path.lstat()
     except FileNotFoundError:

@@ -250,6 +250,15 @@ def test_plot_never_writes_through_a_linked_picture(tmp_path):
     assert snapshot(tmp_path) == before
 
 
+def test_an_output_in_an_unwritable_folder_is_refused_before_any_work(workspace, monkeypatch):
+    # Permissions do not bind root (CI), so the permission check itself is made to say no.
+    monkeypatch.setattr("kspec.files.os.access", lambda path, mode: Path(path) != workspace)
+    before = snapshot(workspace)
+    assert_refused(_predict(workspace, workspace / "p.npz"), 2, workspace / "p.npz",
+                   f"its folder '{workspace}' is not writable")
+    assert snapshot(workspace) == before
+
+
 def test_a_file_kspec_wrote_is_replaced_atomically(workspace):
     from kspec.files import check_output, write_text
 
