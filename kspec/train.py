@@ -251,6 +251,10 @@ def _settings_problem(data: Any) -> str | None:
     for name, least in low.items():
         if isinstance(data.get(name), int) and data[name] < least:
             return f"'{name}' is {data[name]}, below {least}"
+    high = {"seed": 2**32 - 1, "batch_size": 2**31 - 1}  # what the command line takes (kspec.cli)
+    for name, most in high.items():
+        if isinstance(data.get(name), int) and data[name] > most:
+            return f"'{name}' is {data[name]}, above {most}"
     interval = data.get("checkpoint_interval", 0)
     split = data.get("validation_split") or 0
     if not 0 <= interval < float("inf") or not 0 <= split < 1:

@@ -80,6 +80,15 @@ def test_the_largest_seed_trains_and_resumes(folder):
     assert resumed.exit_code == 0, resumed.output
     settings = json.loads((folder / "run" / "run.json").read_text())
     assert (settings["seed"], settings["epochs_completed"], settings["status"]) == (2**32 - 1, 2, "completed")
+    # A seed the command line would refuse, written into run.json by hand, is refused on resume too.
+    edited = json.dumps({**settings, "seed": 2**32})
+    (folder / "run" / "run.json").write_text(edited)
+    refused = CliRunner().invoke(main, ["train", MLP, "--resume", "run", "--epochs", "3", "-q"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.splitlines()[0] == (f"{Path('run') / 'run.json'}: error: the run settings were edited or "
+                                              "damaged: 'seed' is 4294967296, above 4294967295")
+    assert "Traceback" not in refused.output
+    assert (folder / "run" / "run.json").read_text() == edited
 
 
 @pytest.mark.parametrize("value", ["nan", "NaN", "1", "-0.1", "inf"])
