@@ -71,8 +71,8 @@ trained_weights_option = click.option(
 # Every seed the command line takes works everywhere it goes: NumPy's global seeding (which
 # Keras's set_random_seed calls) takes 0 to 2**32 - 1; a resumed run's seeds wrap inside it.
 SEEDS = click.IntRange(0, 2**32 - 1)
-# TensorFlow counts a batch's rows in a signed 32-bit integer.
-BATCH_SIZES = click.IntRange(1, 2**31 - 1)
+# TensorFlow counts a batch's rows, and epochs, in signed 32-bit integers (a spec's training: too).
+COUNTS = click.IntRange(1, 2**31 - 1)
 backend_option = click.option(
     "--backend", type=click.Choice(["tensorflow", "jax", "torch"]),
     help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
@@ -226,8 +226,8 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
               help="Train on this .npz file, or a folder of KEY.npy files.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="Train on N synthetic samples made to fit the spec.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (default: the spec's, else 1).")
-@click.option("--batch-size", type=BATCH_SIZES, help="Batch size (default: the spec's, else 32).")
+@click.option("--epochs", type=COUNTS, help="Epochs to train (default: the spec's, else 1).")
+@click.option("--batch-size", type=COUNTS, help="Batch size (default: the spec's, else 32).")
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), callback=_not_nan,
               help="Hold out this fraction of the data (its last rows) for validation.")
 @click.option("--val-data", type=click.Path(path_type=Path),
@@ -328,7 +328,7 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
 @trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz file (or folder of KEY.npy files) with every input and output.")
-@click.option("--batch-size", type=BATCH_SIZES, default=32, show_default=True)
+@click.option("--batch-size", type=COUNTS, default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @model_options
 @handle_errors
@@ -353,7 +353,7 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
               help=".npz file (or folder of KEY.npy files) with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write predictions here, one array per output name.")
-@click.option("--batch-size", type=BATCH_SIZES, default=32, show_default=True)
+@click.option("--batch-size", type=COUNTS, default=32, show_default=True)
 @model_options
 @handle_errors
 def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int, overrides: tuple[str, ...],
@@ -385,7 +385,7 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
               help="Seed of the fresh initialisation and of synthetic data.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the outputs to this .npz file, under the printed keys.")
-@click.option("--batch-size", type=BATCH_SIZES, default=32, show_default=True)
+@click.option("--batch-size", type=COUNTS, default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
 @model_options
 @handle_errors

@@ -251,7 +251,7 @@ def _settings_problem(data: Any) -> str | None:
     for name, least in low.items():
         if isinstance(data.get(name), int) and data[name] < least:
             return f"'{name}' is {data[name]}, below {least}"
-    high = {"seed": 2**32 - 1, "batch_size": 2**31 - 1}  # what the command line takes (kspec.cli)
+    high = {"seed": 2**32 - 1, "batch_size": 2**31 - 1, "epochs": 2**31 - 1}  # what the command line takes (kspec.cli)
     for name, most in high.items():
         if isinstance(data.get(name), int) and data[name] > most:
             return f"'{name}' is {data[name]}, above {most}"

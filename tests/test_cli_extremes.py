@@ -135,6 +135,11 @@ def test_an_input_shape_that_promises_terabytes_is_refused_before_it_is_made(fol
              "(1,073,741,824 bytes)")
 
 
+def test_an_epoch_count_past_a_32_bit_count_is_a_usage_error(folder):
+    _refused(["train", MLP, "--synthetic", "4", "--epochs", str(2**32), "--out", "run"], folder, 2,
+             "Error: Invalid value for '--epochs': 4294967296 is not in the range 1<=x<=2147483647.")
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "inspect"])
 @pytest.mark.parametrize("size, line", [
     (str(BIG), f"Error: Invalid value for '--batch-size': {BIG} is not in the range 1<=x<=2147483647."),

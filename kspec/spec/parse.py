@@ -27,6 +27,7 @@ COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics")
 TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS \
     + ("training",)
 TRAINING_KEYS = ("epochs", "batch_size", "validation_split")
+MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
 SUBMODEL_KEYS = ("description", "inputs", "layers", "models", "edges", "outputs",
                  "sequential", "include", "weights", "trainable")
 EDGE_KEYS = ("in", "layer", "repeat", "outputs")
@@ -592,6 +593,8 @@ class Parser:
             value = item.value if isinstance(item, YScalar) else None
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 self.error(item.loc, f"'training.{key}' must be a positive integer, got {type_name(item)}")
+            elif value > MAX_COUNT:  # TensorFlow counts batches and epochs in 32-bit integers
+                self.error(item.loc, f"'training.{key}' is {value:,}; it may be at most {MAX_COUNT:,}")
             else:
                 values[key] = value
         item = mapping.get("validation_split")
