@@ -98,10 +98,10 @@ def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None
         result.params = built.model.count_params()
     check_activation_memory(built, SAMPLES)
     with model_errors(spec, "predicting and training two steps on synthetic data"):
-        return _predict_and_train(spec, built.model, path)
+        return _predict_and_train(spec, built.model)
 
 
-def _predict_and_train(spec: Any, model: Any, path: Path) -> str:
+def _predict_and_train(spec: Any, model: Any) -> str:
     """Predict, then train two steps, on synthetic data; a note on how it went."""
     from .data import REGRESSION, Dataset, labels_from_teacher, output_kinds, synthetic_inputs
 
@@ -118,12 +118,9 @@ def _predict_and_train(spec: Any, model: Any, path: Path) -> str:
     history = model.fit(dataset.x(spec), dataset.y(spec), batch_size=SAMPLES // 2, epochs=1, verbose=0)
     loss = history.history["loss"][-1]
     if not np.isfinite(loss):
-        raise _failure(path, f"training gave a loss of {loss}", "check the loss and the model's outputs")
+        raise KspecError([Diagnostic(spec.compile.loss.loc, f"training gave a loss of {loss}",
+                                     "check the loss and the model's outputs")])
     return f"loss {loss:.4g}"
-
-
-def _failure(path: Path, message: str, hint: str) -> KspecError:
-    return KspecError([Diagnostic(Location(str(path)), message, hint)])
 
 
 def format_table(results: list[CheckResult]) -> str:

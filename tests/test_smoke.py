@@ -81,3 +81,12 @@ def test_an_embedding_inside_a_sub_model_gets_ids_it_can_take(tmp_path):
     result = CliRunner().invoke(main, ["check", str(spec)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "1 spec(s): 1 passed, 0 failed"
+
+
+def test_a_loss_that_is_not_finite_is_reported_at_the_loss(tmp_path):
+    spec = tmp_path / "nan.yaml"
+    spec.write_text("inputs: {x: {shape: [2], dtype: int32}}\nedges:\n  h: {Add: {}, in: [x, x]}\n"
+                    "  y: {Dense: {units: 1}}\noutputs: [y]\noptimizer: adafactor\nloss: categorical_crossentropy\n")
+    result = CliRunner().invoke(main, ["check", str(spec)])
+    assert result.exit_code == 1, result.output
+    assert f"    {spec}:7:7: error: training gave a loss of nan" in result.stdout.splitlines()
