@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,6 +134,9 @@ def test_data_that_shrinks_during_training_stops_with_the_file_named(tmp_path, m
     assert result.stderr.splitlines()[0] == f"{data}: error: the file shrank while kspec was reading array " \
         "'inputs' from it"  # a batch's inputs are read first
     assert "Traceback" not in result.output
+    if command == "train":  # the run folder records why it stopped
+        settings = json.loads((tmp_path / "run" / "run.json").read_text())
+        assert settings["status"] == "failed" and "the file shrank" in settings["error"]
 
 
 @pytest.mark.parametrize("command, batch_bytes", [("train", "203,264"), ("predict", "200,704")])  # predict: no labels
