@@ -2,8 +2,11 @@
 
 An .npz holds one array per input and per output, keyed by the spec's names
 (`x` and `y` also work for a model with one input and one output). Every
-array is checked before any step is trained: keys, shapes, dtypes, integer ids
-inside the Embedding they feed, equal lengths, and finite values.
+array is checked before any step is trained: its header before anything is
+allocated (kspec.arrays), then keys, shapes, dtypes, integer ids inside the
+Embedding they feed, equal lengths, at least one row, finite values, and
+values that survive the cast to the input's dtype (`checked_cast`, the one
+place data is cast: nothing wraps, overflows to infinity or turns into True).
 
 Synthetic data follows the spec, and its labels come from a *teacher*: a
 second, randomly initialised copy of the model. The task is then learnable by
