@@ -276,7 +276,7 @@ def check_activation_memory(built: Built, batch_size: int) -> None:
     """
     from .arrays import memory_bytes
 
-    sizes = {name: _output_bytes(tensor, batch_size) for name, tensor in built.tensors.items()}
+    sizes = _outputs_bytes(built, batch_size)
     total, limit = sum(sizes.values()), memory_bytes() // 2
     if total > limit:
         largest = max(sizes, key=sizes.__getitem__)
@@ -285,6 +285,20 @@ def check_activation_memory(built: Built, batch_size: int) -> None:
             f"one batch of {batch_size} would fill {total:,} bytes with layer outputs, more than half of this "
             f"machine's memory ({limit * 2:,} bytes); the largest is '{largest}' with {sizes[largest]:,} bytes",
             "make this layer's output smaller, or train with a smaller batch")])
+
+
+def _outputs_bytes(built: Built, batch_size: int) -> dict[str, int]:
+    """Bytes of each top-level tensor's output, a sub-model's call counting everything inside it."""
+    if built.spec.kind == "sequential":
+        tensors = {name: getattr(layer, "output", None) for name, layer in built.layers.items()}
+    else:
+        tensors = built.tensors
+    sizes = {name: _output_bytes(tensor, batch_size) for name, tensor in tensors.items()}
+    for index, edge in enumerate(built.spec.edges):
+        sub = built.submodels.get(edge.target.name) if edge.target else None
+        if sub is not None:  # each call runs every layer inside the sub-model
+            sizes[edge.name] += sum(_outputs_bytes(sub, batch_size).values())
+    return sizes
 
 
 def _output_bytes(tensor: Any, batch_size: int) -> int:

@@ -292,3 +292,16 @@ def test_train_refuses_such_a_model_and_leaves_nothing_behind(write_spec, tmp_pa
     assert result.stderr.startswith(f"{path}:3:3: error: one batch of 8 would fill 128,000,000,256 bytes")
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_layer_outputs_inside_sub_models_count_too(write_spec):
+    from kspec.build import check_activation_memory
+
+    path = write_spec("inputs: {x: [4]}\nmodels:\n  big:\n    sequential:\n"
+                      "      - RepeatVector: {n: 1000000000}\n      - GlobalAveragePooling1D: {}\n"
+                      "edges:\n  h: {layer: big, in: x}\n  k: {layer: big, in: x}\noutputs: [h, k]\n")
+    with pytest.raises(SpecError) as info:
+        check_activation_memory(build(read_spec(path)[0]), 8)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.location == Location(str(path), 8, 3)  # the first call: both are as large
+    assert diagnostic.message.startswith("one batch of 8 would fill 256,000,000,640 bytes with layer outputs")
