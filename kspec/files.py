@@ -28,7 +28,11 @@ from .errors import RunError, fail
 # What an existing file must start with to be replaced by a file of its kind.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _MAGIC = {".npz": _ZIP_MAGIC, ".keras": _ZIP_MAGIC, ".png": (b"\x89PNG\r\n\x1a\n",)}
-_TEXT_SUFFIXES = {".dot", ".svg", ".yaml", ".yml", ".xml", ".json", ".csv"}
+# Text kinds, and how such a file begins (after white space); YAML and CSV may begin with anything.
+_TEXT_STARTS: dict[str, tuple[bytes, ...]] = {
+    ".xml": (b"<",), ".svg": (b"<",), ".json": (b"{", b"["), ".yaml": (b"",), ".yml": (b"",), ".csv": (b"",),
+    ".dot": (b"digraph", b"graph", b"strict", b"//", b"/*", b"#"),
+}
 _SNIFF_BYTES = 65536
 
 
@@ -107,13 +111,14 @@ def _looks_like(path: Path, suffix: str) -> bool:
         return False
     if suffix in _MAGIC:
         return head.startswith(_MAGIC[suffix])
-    if suffix in _TEXT_SUFFIXES:
+    if suffix in _TEXT_STARTS:
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
             if exc.start < len(head) - 3:  # not only a character cut at the end of the sniffed bytes
                 return False
-        return b"\x00" not in head
+        start = head.removeprefix(b"\xef\xbb\xbf").lstrip()  # a byte-order mark, then white space
+        return b"\x00" not in head and start.startswith(_TEXT_STARTS[suffix])
     return False
 
 

@@ -176,7 +176,11 @@ def test_schema_onto_dev_null_is_refused():
     ("graph", "photo.png", b"GIF89a not a png"),
     ("graph", "drawing.svg", b"\x00\x01binary\xff"),
     ("schema", "report.json", b"\x89PNG\r\n\x1a\n...."),
-], ids=["text-as-npz", "gif-as-png", "binary-as-svg", "png-as-json"])
+    ("schema", "notes.json", b"my notes\n"),
+    ("check", "notes.txt", b"my notes, not a JUnit report\n"),
+    ("graph", "notes.dot", b"my notes\n"),
+], ids=["text-as-npz", "gif-as-png", "binary-as-svg", "png-as-json", "notes-as-json", "notes-as-junit",
+        "notes-as-dot"])
 def test_an_existing_file_of_another_kind_is_refused(workspace, command, name, content):
     target = workspace / name
     target.write_bytes(content)
@@ -185,10 +189,23 @@ def test_an_existing_file_of_another_kind_is_refused(workspace, command, name, c
         result = _predict(workspace, target)
     elif command == "graph":
         result = invoke("graph", workspace / "tiny.yaml", "-o", target)
+    elif command == "check":
+        result = invoke("check", workspace / "tiny.yaml", "--junit", target)
     else:
         result = invoke("schema", "-o", target)
     assert_refused(result, 2, target, "is an existing file that is not a")
     assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize("name, content", [
+    ("old.json", b'\xef\xbb\xbf  {"a": 1}'), ("old.xml", b'<?xml version="1.0"?><testsuites/>'),
+    ("old.dot", b"digraph g {}\n"), ("old.yaml", b"anything: at all\n"), ("old.npz", b"PK\x05\x06" + bytes(18)),
+])
+def test_an_existing_file_of_the_same_kind_may_be_replaced(tmp_path, name, content):
+    from kspec.files import check_output
+
+    (tmp_path / name).write_bytes(content)
+    check_output(tmp_path / name)  # raises if refused
 
 
 def test_a_folder_where_a_file_goes_is_refused(workspace):
