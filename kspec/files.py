@@ -65,6 +65,11 @@ def check_output(path: Path, inputs: Mapping[str, Path | str | None] = {}, folde
     except OSError as exc:
         raise fail(RunError, str(path), f"cannot use this output path: {exc.strerror or exc}",
                    "choose another output path") from None
+    _refuse_what_is_there(path, info, folder, kind or path.suffix.lower())
+
+
+def _refuse_what_is_there(path: Path, info: os.stat_result, folder: bool, kind: str) -> None:
+    """Refuse an existing path that is not a folder (for `folder`) or a file of `kind` kspec may replace."""
     special = _special(info.st_mode)
     if special is not None:
         raise fail(RunError, str(path), f"the output path is {special}; kspec never writes through or replaces one",
@@ -76,7 +81,6 @@ def check_output(path: Path, inputs: Mapping[str, Path | str | None] = {}, folde
     if stat.S_ISDIR(info.st_mode):
         raise fail(RunError, str(path), "the output path is a folder; a file goes here",
                    "name a file inside it, or another path")
-    kind = kind or path.suffix.lower()
     if info.st_size and not _looks_like(path, kind):
         raise fail(RunError, str(path), f"the output path is an existing file that is not a {kind} file; "
                    "kspec replaces only files of the kind it writes", "move it away, or choose another path")
@@ -86,7 +90,10 @@ def _same_file(output: Path, given: Path) -> bool:
     try:
         return os.path.samefile(output, given)
     except OSError:  # either does not exist (yet): compare where they lead
-        return output.resolve() == given.resolve()
+        try:
+            return output.resolve() == given.resolve()
+        except (OSError, RuntimeError):  # a link loop: refused as a link by the checks that follow
+            return False
 
 
 def _special(mode: int) -> str | None:

@@ -144,11 +144,13 @@ def test_output_through_a_symlink_is_refused(workspace):
     (elsewhere / "precious.npz").write_bytes(b"PK\x05\x06" + bytes(18))
     (workspace / "to_file.npz").symlink_to(elsewhere / "precious.npz")
     (workspace / "dangling.keras").symlink_to(elsewhere / "new.keras")
+    (workspace / "loop.npz").symlink_to(workspace / "loop.npz")
     before = snapshot(workspace)
     assert_refused(_predict(workspace, workspace / "to_file.npz"), 2, workspace / "to_file.npz",
                    "is a symbolic link")
     assert_refused(invoke("build", workspace / "tiny.yaml", "-o", workspace / "dangling.keras"), 2,
                    workspace / "dangling.keras", "is a symbolic link")
+    assert_refused(_predict(workspace, workspace / "loop.npz"), 2, workspace / "loop.npz", "is a symbolic link")
     assert snapshot(workspace) == before  # the link's target was not created either
 
 
