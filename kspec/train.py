@@ -212,10 +212,11 @@ class RunFolder:
                        f"checkpoint of epoch {epoch}; it was edited or damaged", _DAMAGED_HINT)
         return rows
 
-    def record_failure(self, settings: RunSettings, error: KspecError) -> None:
+    def record_failure(self, settings: RunSettings, error: Exception) -> None:
         """Mark the run failed, with why, so run.json never says "running" for a run that stopped."""
         settings.status = "failed"
-        settings.error = "\n".join(d.format(with_source=False) for d in error.diagnostics)
+        settings.error = ("\n".join(d.format(with_source=False) for d in error.diagnostics)
+                          if isinstance(error, KspecError) else f"{type(error).__name__}: {error}")
         with contextlib.suppress(KspecError):  # the run's own error is the one to report
             self.save_settings(settings)
 
@@ -563,7 +564,7 @@ def _train(spec: ModelDef, spec_text: str, *, data: Path | None, synthetic_n: in
                     cluster)
     except Interrupted:
         raise
-    except KspecError as exc:
+    except Exception as exc:  # a located error, or a fault of kspec's own: either way, the run failed
         folder.record_failure(settings, exc)
         raise
 
