@@ -33,7 +33,7 @@ _EXPECTED = {
     "tuple": "an integer or a list of integers",
     "str": "a string",
 }
-_EXAMPLES = {"bool": "true", "int": "2", "float": "0.5", "tuple": "[2, 2]", "str": "a name"}
+_EXAMPLES = {"bool": "true", "int": "2", "float": "0.5", "tuple": "[2, 2]"}
 _ARTICLES = {"initializers": "an initializer", "regularizers": "a regularizer", "constraints": "a constraint"}
 
 
@@ -45,11 +45,11 @@ def check_layer_arguments(layer: LayerDef, catalogue: dict[str, Any]) -> Iterato
     for arg, (_, node) in layer.arg_nodes.items():
         if arg not in info["args"] or arg in info["deprecated"]:
             continue  # reported by the caller
-        owner = layer.class_name
+        owner, group = layer.class_name, _object_group(arg)
         if arg in _ACTIVATION_ARGS:
             yield from _check_activation(node, arg, owner)
-        elif _object_group(arg):
-            yield from _check_object(node, arg, owner, catalogue[_object_group(arg)], _object_group(arg))
+        elif group is not None:
+            yield from _check_object(node, arg, owner, catalogue[group], group)
         elif arg == "dtype":
             yield from _check_dtype(node, owner, info)
         else:
@@ -103,7 +103,8 @@ def _is_null(node: YNode) -> bool:
 def _refusal(node: YNode, arg: str, owner: str, kind: str, in_list: bool = False) -> Diagnostic:
     value = to_python(node)
     received = f"its list holds {_describe(value)}" if in_list else f"not {_describe(value)}"
-    hint = f"e.g. '{arg}: {_EXAMPLES[kind]}'"
+    hint = f"e.g. '{arg}: {_EXAMPLES[kind]}'" if kind in _EXAMPLES else \
+        f"Keras's documentation of {owner} lists the values '{arg}' takes"
     if isinstance(value, str) and kind in ("int", "float", "tuple") and _looks_numeric(value):
         hint = f"write the number without quotes: '{arg}: {value.strip()}'"
     elif kind == "bool":
