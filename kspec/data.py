@@ -446,10 +446,13 @@ def synthetic_inputs(spec: ModelDef, n: int, rng: np.random.Generator) -> dict[s
     inputs = {}
     for inp in spec.inputs:
         shape = shapes[inp.name]
-        dtype = inp.dtype or "float32"
-        if dtype.startswith(("int", "uint")):
+        dtype = _numpy_dtype(inp.dtype)
+        if dtype is None:  # Keras takes no NumPy array of strings, so there is nothing to make
+            raise fail(DataError, inp.loc, f"synthetic data cannot feed input '{inp.name}' of dtype string",
+                       "kspec makes numbers for synthetic data; give this spec data of your own with --data")
+        if dtype.kind in "iu":
             inputs[inp.name] = rng.integers(0, ranges.get(inp.name, 10), size=shape).astype(dtype)
-        elif dtype == "bool":
+        elif dtype.kind == "b":
             inputs[inp.name] = rng.random(shape) < 0.5
         else:
             inputs[inp.name] = rng.random(shape, dtype="float32").astype(dtype)

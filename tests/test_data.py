@@ -326,3 +326,23 @@ def test_string_inputs_take_strings(tmp_path):
     assert info.value.diagnostics[0].message == "array 'image' has dtype float32; input 'image' expects strings"
     strings = np.full((2, 8, 8, 1), "a")
     assert check_arrays({"image": strings}, spec, DIGITS_OUTPUTS, "d.npz", False).inputs["image"] is strings
+
+
+def test_synthetic_inputs_for_every_input_dtype(write_spec):
+    spec = read_spec(write_spec("inputs:\n  b: {shape: [2], dtype: bfloat16}\n  u: {shape: [2], dtype: uint8}\n"
+                                "  f: {shape: [2], dtype: float16}\n  t: {shape: [2], dtype: bool}\n"
+                                "edges:\n  y: {Concatenate: {}, in: [b, u, f, t]}\noutputs: [y]\n"))[0]
+    inputs = synthetic_inputs(spec, 4, np.random.default_rng(0))
+    # NumPy has no bfloat16: float32, which Keras casts.
+    assert {name: str(array.dtype) for name, array in inputs.items()} == {
+        "b": "float32", "u": "uint8", "f": "float16", "t": "bool"}
+
+
+def test_synthetic_inputs_refuse_a_string_input_at_its_line(write_spec):
+    spec = read_spec(write_spec("inputs:\n  s: {shape: [1], dtype: string}\nedges:\n"
+                                "  y: {StringLookup: {vocabulary: [a]}}\noutputs: [y]\n"))[0]
+    with pytest.raises(DataError) as info:
+        synthetic_inputs(spec, 4, np.random.default_rng(0))
+    [diagnostic] = info.value.diagnostics
+    assert (diagnostic.location.line, diagnostic.location.column) == (2, 3)
+    assert diagnostic.message == "synthetic data cannot feed input 's' of dtype string"
