@@ -5,7 +5,7 @@ arguments and a few optional ones, each value drawn from the argument's kind
 (mostly fitting values, sometimes a wrong kind, an extreme number, a nested
 `{Class: {args}}` object), called plainly, on a list, by keywords, inside a
 functional or sequential sub-model, or wrapped in another layer; on small
-inputs of a few dtypes, with drawn optimizers, losses and metrics and the
+inputs of every dtype (some sparse, ragged or of fixed batch size), with drawn optimizers, losses and metrics and the
 odd very long name. Each spec goes through what `kspec check` does, in this
 process: validate, build, predict and train two steps on synthetic data. The
 outcome must be success or a KspecError whose every diagnostic points into
@@ -120,11 +120,13 @@ def specs(draw: Any) -> dict[str, Any]:
     rank = draw(st.integers(1, 4))
     shape = draw(st.lists(st.one_of(st.integers(1, 6), st.just(None), st.just(10**6)) if draw(st.booleans())
                           else st.integers(2, 6), min_size=rank, max_size=rank))
-    dtype = draw(st.sampled_from(["float32", "float32", "float32", "int32", "bool", "float16"]))
+    dtype = draw(st.sampled_from(["float32", "float32", "float32", "int32", "bool", "float16", "bfloat16",
+                                  "uint8", "string"]))
+    options = draw(st.sampled_from([{}, {}, {}, {"batch_size": 4}, {"sparse": True}, {"ragged": True}]))
     edge_name = draw(st.sampled_from(["h", "h", "h" * 300]))
     form = draw(st.sampled_from(["plain", "plain", "list", "keywords", "sequential", "functional", "wrapped",
                                  "ids"]))
-    spec: dict[str, Any] = {"name": "fuzz", "inputs": {"x": {"shape": shape, "dtype": dtype}}}
+    spec: dict[str, Any] = {"name": "fuzz", "inputs": {"x": {"shape": shape, "dtype": dtype, **options}}}
     if form == "keywords" and "query" in call and "value" in call:
         edge = {**layer, "in": {"query": "x", "value": "x"}}
     elif form == "list":  # a merging layer on two tensors
