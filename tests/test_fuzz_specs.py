@@ -5,8 +5,9 @@ arguments and a few optional ones, each value drawn from the argument's kind
 (mostly fitting values, sometimes a wrong kind, an extreme number, a nested
 `{Class: {args}}` object), called plainly, on a list, by keywords, inside a
 functional or sequential sub-model, or wrapped in another layer; on small
-inputs of every dtype (some sparse, ragged or of fixed batch size), with drawn optimizers, losses and metrics and the
-odd very long name. Each spec goes through what `kspec check` does, in this
+inputs of every dtype (some sparse, ragged or of fixed batch size), with
+drawn optimizers, losses and metrics and the odd very long name, or an
+enormous dimension. Each spec goes through what `kspec check` does, in this
 process: validate, build, predict and train two steps on synthetic data. The
 outcome must be success or a KspecError whose every diagnostic points into
 the spec file; any other exception fails the test.
