@@ -75,7 +75,7 @@ _DOCUMENTED_KINDS = (
 
 def _documented_kind(cls: type, name: str) -> str | None:
     """The kind a required argument takes, as the class's docstring describes it."""
-    found = re.search(rf"^\s*{name}:\s*(.*)$", inspect.getdoc(cls) or "", re.MULTILINE)
+    found = re.search(rf"^\s*{re.escape(name)}:\s*(.*)$", inspect.getdoc(cls) or "", re.MULTILINE)
     if found is None:
         return None
     return next((kind for kind, pattern in _DOCUMENTED_KINDS if pattern.match(found.group(1))), None)
