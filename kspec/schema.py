@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import catalogue as catalogue_module
-from .spec.parse import DTYPES, MAX_REPEAT, NAME_PATTERN
+from .spec.parse import DTYPES, MAX_COUNT, MAX_REPEAT, NAME_PATTERN
 
 NAME = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
 PATH = {"type": "string", "minLength": 1}
@@ -98,8 +98,8 @@ def schema() -> dict[str, Any]:
             "metrics": {"type": ["array", "object"]},
             "training": {
                 "type": "object",
-                "properties": {"epochs": {"type": "integer", "minimum": 1},
-                               "batch_size": {"type": "integer", "minimum": 1},
+                "properties": {"epochs": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+                               "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
                                "validation_split": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
                 "additionalProperties": False,
             },
