@@ -44,9 +44,12 @@ class Built:
         return {ref.name: tuple(self.tensors[ref.name].shape) for ref in self.spec.outputs}
 
 
+_TERMINAL_STYLE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Keras prints parts of its messages in bold
+
+
 def keras_message(exc: Exception) -> str:
-    """Keras's message on one line (or the exception's class, when it has none)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """Keras's message on one line, without terminal styling (or the exception's class, when it has none)."""
+    return " ".join(_TERMINAL_STYLE.sub("", str(exc)).split()) or type(exc).__name__
 
 
 def keras_error(loc: Location, what: str, exc: Exception, hint: str | None = None) -> SpecError:

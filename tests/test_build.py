@@ -305,3 +305,11 @@ def test_layer_outputs_inside_sub_models_count_too(write_spec):
     [diagnostic] = info.value.diagnostics
     assert diagnostic.location == Location(str(path), 8, 3)  # the first call: both are as large
     assert diagnostic.message.startswith("one batch of 8 would fill 256,000,000,640 bytes with layer outputs")
+
+
+def test_keras_messages_lose_their_terminal_styling():
+    from kspec.build import keras_message, run_message
+
+    error = ValueError("Exception encountered when calling Add.call().\n\n\x1b[1mValue passed\x1b[0m\n")
+    assert keras_message(error) == "Exception encountered when calling Add.call(). Value passed"
+    assert run_message(error) == "Exception encountered when calling Add.call(). Value passed"
