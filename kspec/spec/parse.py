@@ -8,7 +8,7 @@ whether layer classes and arguments exist in Keras, is check.py's job.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,23 +17,17 @@ from .load import YMap, YNode, YScalar, YSeq, load_file, maps_within, to_python,
 from .paths import FILE_ARGUMENTS, MAX_ARGUMENT_FILE_BYTES, MAX_SPEC_BYTES, display_path, resolve_spec_path
 from .overrides import apply_overrides
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
+from .keys import DTYPES, MAX_COUNT, MAX_REPEAT, NAME_PATTERN, key_names, top_only_keys
 
-NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MODEL_NAME_PATTERN = re.compile(r"[^/\x00-\x1f]+")
-# Larger repeats are refused: Keras cannot build such a deep chain anyway.
-MAX_REPEAT = 1000
 
-COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics")
-TOP_KEYS = ("name", "description", "inputs", "layers", "models", "edges", "outputs") + COMPILE_KEYS \
-    + ("training",)
-TRAINING_KEYS = ("epochs", "batch_size", "validation_split")
-MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
-SUBMODEL_KEYS = ("description", "inputs", "layers", "models", "edges", "outputs",
-                 "sequential", "include", "weights", "trainable")
-EDGE_KEYS = ("in", "layer", "repeat", "outputs")
-INPUT_KEYS = ("shape", "dtype", "batch_size", "sparse", "ragged")
-DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
-          "uint8", "uint16", "uint32", "uint64", "bool", "string")
+# The keys each place allows, in the order the "allowed keys" hints list them (declared in keys.py).
+TOP_KEYS = key_names("spec")
+SUBMODEL_KEYS = key_names("sub-model")
+EDGE_KEYS = key_names("edge")
+INPUT_KEYS = key_names("input")
+TRAINING_KEYS = key_names("training")
+COMPILE_KEYS = tuple(setting.name for setting in fields(CompileDef))
 
 # Sub-model includes deeper than this are refused (a cycle is caught earlier).
 MAX_INCLUDE_DEPTH = 16
@@ -79,9 +73,10 @@ class Parser:
         self.error(node.loc, f"{what} must be a mapping, got {type_name(node)}", hint)
         return None
 
-    def unknown_keys(self, node: YMap, allowed: tuple[str, ...], where: str) -> None:
+    def unknown_keys(self, node: YMap, allowed: tuple[str, ...], where: str, reported: tuple[str, ...] = ()) -> None:
+        """Report each key of `node` that is not `allowed` (nor `reported` by another check)."""
         for key, key_node, _ in node.items():
-            if key not in allowed:
+            if key not in allowed and key not in reported:
                 self.error(
                     key_node.loc,
                     f"unknown key '{key}' in {where}{did_you_mean(key, allowed)}",
@@ -190,19 +185,12 @@ class Parser:
         return models
 
     def parse_submodel(self, name: str, loc: Location, body: YMap, file: str) -> ModelDef | None:
-        extra_keys = SUBMODEL_KEYS
-        for key in COMPILE_KEYS:
-            if key in body.entries:
-                self.error(body.key_loc(key), f"'{key}' belongs to the top-level model, not sub-model '{name}'",
-                           "move compile settings to the top of the spec")
-        if "training" in body.entries:
-            self.error(body.key_loc("training"), f"'training' belongs to the top-level model, not sub-model '{name}'",
-                       "move training defaults to the top of the spec")
-        known = extra_keys + COMPILE_KEYS + ("training",)  # the latter reported above
-        for key, key_node, _ in body.items():
-            if key not in known:
-                self.error(key_node.loc, f"unknown key '{key}' in sub-model '{name}'{did_you_mean(key, extra_keys)}",
-                           f"allowed keys: {', '.join(extra_keys)}")
+        top_only = top_only_keys()
+        for key in top_only:
+            if key.name in body.entries:
+                self.error(body.key_loc(key.name),
+                           f"'{key.name}' belongs to the top-level model, not sub-model '{name}'", key.top_only)
+        self.unknown_keys(body, SUBMODEL_KEYS, f"sub-model '{name}'", tuple(key.name for key in top_only))
         include = body.get("include")
         if include is not None:
             for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):

@@ -1,0 +1,261 @@
+"""Every key a spec may hold, declared once: where it goes, what it takes, what it means.
+
+From these declarations come:
+
+- the parser's allowed-key checks and their "allowed keys: ..." hints (parse.py);
+- the structural part of the JSON Schema (schema.py; layer classes and their
+  arguments come from the catalogue instead);
+- the key tables of docs/spec.md, between `<!-- keys:PLACE -->` and
+  `<!-- /keys -->` (`python -m kspec.spec.keys --write-docs` rewrites them).
+
+What a key means (its checks beyond its type, what it builds) stays in its
+parse method in parse.py: adding a key is one declaration here plus its
+semantics there. KEYS is in hint order: the pinned messages of
+tests/specs/invalid list the allowed keys in this order.
+
+This module is on `kspec validate`'s path: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+          "uint8", "uint16", "uint32", "uint64", "bool", "string")
+MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
+# Larger repeats are refused: Keras cannot build such a deep chain anyway.
+MAX_REPEAT = 1000
+
+# Forms a mapping in a spec takes. The JSON Schema checks each form apart; the
+# parser checks a place (PLACES) as a whole and leaves the forms to its methods.
+SPEC = "spec"  # the top level of a spec file
+FUNCTIONAL, SEQUENTIAL, INCLUDED = "functional", "sequential", "included"  # sub-models
+INPUT = "input"
+DECLARED, INLINE = "declared", "inline"  # edges: `layer: NAME`, or an inline layer class
+TRAINING = "training"
+
+# Each place, as the parser and docs/spec.md name it, with its forms.
+PLACES: dict[str, tuple[str, ...]] = {
+    "spec": (SPEC,),
+    "sub-model": (FUNCTIONAL, SEQUENTIAL, INCLUDED),
+    "input": (INPUT,),
+    "edge": (DECLARED, INLINE),
+    "training": (TRAINING,),
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A JSON Schema reference to one of the schema's $defs."""
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def names_to(value: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a mapping from spec names to `value`."""
+    return {"type": "object", "propertyNames": ref("name"), "additionalProperties": value}
+
+
+# Value types that keys share, referred to by ref(); schema.py puts them in its $defs.
+VALUE_TYPES: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"},
+    "shape": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}},
+    "call_inputs": {"anyOf": [
+        ref("name"), {"type": "array", "items": ref("name")},
+        {"type": "object", "additionalProperties": {"anyOf": [ref("name"), {"type": "array", "items": ref("name")}]}},
+    ]},
+}
+PATH = {"type": "string", "minLength": 1}
+NAMES = {"type": "array", "minItems": 1, "items": ref("name")}
+BOOLEAN = {"type": "boolean"}
+COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}
+_NUMBER = {"type": "number"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a spec mapping.
+
+    Args:
+        name: the key as written in a spec.
+        where: the forms it may appear in (SPEC, FUNCTIONAL, ..., TRAINING).
+        schema: the JSON Schema of its value; `ref(...)` names a shared type or
+            one of the structures schema.py builds (input, edge, sub_model,
+            training, and the catalogue's layer and layer_without_name).
+        value: its value in words, for the docs.
+        doc: what it is for, one line, for the docs.
+        example: a valid value, used by the tests in the forms of `where`.
+        required: the forms that must hold it.
+        default: what leaving it out means, for the docs ("" when nothing).
+        narrowed: further schema constraints in one form, by form.
+        top_only: for a key only the top level may hold, the hint given when
+            a sub-model holds it (such keys get their own message, not
+            "unknown key").
+    """
+
+    name: str
+    where: tuple[str, ...]
+    schema: dict[str, Any]
+    value: str
+    doc: str
+    example: Any
+    required: tuple[str, ...] = ()
+    default: str = ""
+    narrowed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    top_only: str = ""
+
+
+_SUB_MODEL = PLACES["sub-model"]
+_EDGE = PLACES["edge"]
+_COMPILE = "move compile settings to the top of the spec"
+
+KEYS: tuple[Key, ...] = (
+    # The top level and sub-models.
+    Key("name", (SPEC,), ref("name"), "a name", "the model's name", "mlp", default="the file's name"),
+    Key("description", (SPEC, *_SUB_MODEL), {"type": "string"}, "text",
+        "a free-text note; the compiler ignores it", "a note"),
+    Key("inputs", (SPEC, FUNCTIONAL, SEQUENTIAL), names_to(ref("input")), "mapping: name to input",
+        "the model's inputs, in order (a sequential model's one input fixes its input shape)",
+        {"x": {"shape": [4]}}, required=(SPEC, FUNCTIONAL), narrowed={SEQUENTIAL: {"maxProperties": 1}}),
+    Key("layers", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("layer_without_name"))]},
+        "mapping: name to layer", "named layers that edges call (shared when called twice)",
+        {"dense": {"Dense": {"units": 2}}}),
+    Key("models", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("sub_model"))]},
+        "mapping: name to sub-model", "sub-models: functional, sequential, or included from a file",
+        {"encoder": {"sequential": ["Flatten"]}}),
+    Key("edges", (SPEC, FUNCTIONAL), names_to(ref("edge")), "mapping: tensor name to call",
+        "the calls, in file order; each one defines a tensor", {"y": {"Dense": {"units": 2}, "in": "x"}},
+        required=(SPEC, FUNCTIONAL)),
+    Key("outputs", (SPEC, FUNCTIONAL), {"anyOf": [ref("name"), NAMES]}, "tensor name, or list of them",
+        "the model's outputs, in order", ["y"], required=(SPEC, FUNCTIONAL)),
+    Key("sequential", (SEQUENTIAL,), {"type": "array", "minItems": 1, "items": ref("layer")},
+        "list of layers", "the layers, each called on the previous one's output", ["Flatten"],
+        required=(SEQUENTIAL,)),
+    Key("include", (INCLUDED,), PATH, "path of a spec file", "the spec file whose model this is",
+        "encoder.yaml", required=(INCLUDED,)),
+    Key("weights", _SUB_MODEL, PATH, "path of a .keras file", "the file to load the sub-model's weights from",
+        "encoder.keras"),
+    Key("trainable", _SUB_MODEL, BOOLEAN, "true or false", "false freezes the sub-model", False,
+        default="true"),
+    # Compile settings and training defaults: the top level only.
+    Key("optimizer", (SPEC,), {"anyOf": [{"type": "string"},
+                                         {"type": "object", "minProperties": 1, "maxProperties": 1}]},
+        "name, or {Class: {arguments}}", "model.compile's optimizer", "adam", top_only=_COMPILE),
+    Key("loss", (SPEC,), {"type": ["string", "array", "object"]}, "name, class, list or mapping by output",
+        "model.compile's loss", "mse", top_only=_COMPILE),
+    Key("loss_weights", (SPEC,), {"anyOf": [_NUMBER, {"type": "array", "items": _NUMBER},
+                                            {"type": "object", "additionalProperties": _NUMBER}]},
+        "number, list or mapping by output", "model.compile's loss weights", [1.0], top_only=_COMPILE),
+    Key("metrics", (SPEC,), {"type": ["array", "object"]}, "list, or mapping by output",
+        "model.compile's metrics", ["mae"], top_only=_COMPILE),
+    Key("training", (SPEC,), ref("training"), "mapping", "defaults for `kspec train`", {"epochs": 2},
+        top_only="move training defaults to the top of the spec"),
+    # An input.
+    Key("shape", (INPUT,), ref("shape"), "list of dimensions",
+        "the shape without the batch dimension; null is a dimension of any size", [4], required=(INPUT,)),
+    Key("dtype", (INPUT,), {"enum": list(DTYPES)}, "one of " + ", ".join(DTYPES), "the input's dtype",
+        "int32", default="float32"),
+    Key("batch_size", (INPUT,), {"type": "integer", "minimum": 1}, "positive integer",
+        "a fixed batch size, as in keras.Input", 8, default="any"),
+    Key("sparse", (INPUT,), BOOLEAN, "true or false", "a sparse input, as in keras.Input", False,
+        default="false"),
+    Key("ragged", (INPUT,), BOOLEAN, "true or false", "a ragged input, as in keras.Input", False,
+        default="false"),
+    # An edge (besides its inline layer class).
+    Key("in", _EDGE, ref("call_inputs"), "tensor name, list, or mapping by keyword",
+        "what the layer is called on", "x", default="the tensor above"),
+    Key("layer", (DECLARED,), ref("name"), "layer or sub-model name",
+        "the declared layer or sub-model to call (instead of an inline class)", "dense", required=(DECLARED,)),
+    Key("repeat", (INLINE,), {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT},
+        f"integer from 1 to {MAX_REPEAT:,}", "chain this many copies of the inline layer", 2, default="1"),
+    Key("outputs", _EDGE, NAMES, "list of tensor names", "a name for each output of a multi-output layer",
+        ["y_out"]),
+    # training:
+    Key("epochs", (TRAINING,), COUNT, f"integer from 1 to {MAX_COUNT:,}", "epochs to train", 2, default="1"),
+    Key("batch_size", (TRAINING,), COUNT, f"integer from 1 to {MAX_COUNT:,}", "rows in a batch", 16,
+        default="32"),
+    Key("validation_split", (TRAINING,), {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+        "number in [0, 1)", "the share of rows, taken from the end, held out to validate on", 0.2,
+        default="none"),
+)
+
+
+def keys_in(*forms: str) -> list[Key]:
+    """The keys allowed in any of `forms`, in declaration order."""
+    return [key for key in KEYS if any(form in key.where for form in forms)]
+
+
+def key_names(place: str) -> tuple[str, ...]:
+    """The names of the keys a place (a key of PLACES) allows, in hint order."""
+    return tuple(dict.fromkeys(key.name for key in keys_in(*PLACES[place])))
+
+
+def top_only_keys() -> list[Key]:
+    """Keys of the top level that a sub-model must not hold."""
+    return [key for key in KEYS if key.top_only]
+
+
+# ------------------------------------------------------------------- docs
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
+_TABLE = re.compile(r"(<!-- keys:([\w-]+) -->\n)(.*?)(<!-- /keys -->)", re.DOTALL)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _default(key: Key, forms: tuple[str, ...]) -> str:
+    required = [form for form in forms if form in key.required]
+    if not required:
+        return key.default
+    allowed = [form for form in forms if form in key.where]
+    return "required" if required == allowed else f"required ({', '.join(required)})"
+
+
+def table(place: str) -> str:
+    """The Markdown table of a place's keys, as docs/spec.md holds it."""
+    forms = PLACES[place]
+    several = len(forms) > 1
+    rows = ["| Key | " + ("In | " if several else "") + "Value | Default | Meaning |",
+            "| --- | " + ("--- | " if several else "") + "--- | --- | --- |"]
+    for key in keys_in(*forms):
+        where = [form for form in forms if form in key.where]
+        cells = [f"`{key.name}`"]
+        if several:
+            cells.append("all" if len(where) == len(forms) else ", ".join(where))
+        cells += [key.value, _default(key, forms), key.doc]
+        rows.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def render_docs(text: str) -> str:
+    """`text` (docs/spec.md) with every key table rewritten from the declarations."""
+    def rewrite(match: re.Match[str]) -> str:
+        place = match.group(2)
+        if place not in PLACES:
+            raise ValueError(f"docs name an unknown place '{place}'; the places are {', '.join(PLACES)}")
+        return f"{match.group(1)}\n{table(place)}\n{match.group(4)}"
+
+    return _TABLE.sub(rewrite, text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kspec.spec.keys", description=__doc__.splitlines()[0])
+    parser.add_argument("--write-docs", action="store_true", help=f"rewrite the key tables of {DOCS.name}")
+    args = parser.parse_args(argv)
+    if args.write_docs:
+        text = DOCS.read_text(encoding="utf-8")
+        rendered = render_docs(text)
+        if rendered != text:
+            DOCS.write_text(rendered, encoding="utf-8")
+        print(f"{DOCS}: {'rewritten' if rendered != text else 'up to date'}")
+    else:
+        for place in PLACES:
+            print(f"{place}:\n{table(place)}")
+
+
+if __name__ == "__main__":
+    main()
