@@ -13,6 +13,7 @@ error kspec finds, the schema finds too.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 from . import catalogue as catalogue_module
@@ -26,7 +27,8 @@ def _object(form: str) -> dict[str, Any]:
     return {
         "type": "object",
         **({"required": required} if required else {}),
-        "properties": {key.name: {**key.schema, **key.narrowed.get(form, {})} for key in keys},
+        # Copies: a caller may change the schema it gets, never the declarations.
+        "properties": {key.name: deepcopy({**key.schema, **key.narrowed.get(form, {})}) for key in keys},
         "additionalProperties": False,
     }
 
@@ -77,7 +79,7 @@ def schema() -> dict[str, Any]:
         "description": "A Keras functional model declared in YAML; see docs/spec.md.",
         **_object(SPEC),
         "$defs": {
-            **VALUE_TYPES,
+            **deepcopy(VALUE_TYPES),
             "input": {"anyOf": [ref("shape"), _object(INPUT)]},
             "training": _object(TRAINING),
             "layer": {"anyOf": [

@@ -258,7 +258,8 @@ def render_docs(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kspec.spec.keys", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kspec.spec.keys",
+                                     description="Print the key tables of the spec language, or rewrite docs/spec.md's.")
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite the key tables of {DOCS.name}")
     args = parser.parse_args(argv)
     if args.write_docs:

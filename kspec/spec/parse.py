@@ -3,6 +3,9 @@
 Structure means: which keys exist, what type each value has, names that are
 well formed, includes that resolve. Whether names refer to anything, and
 whether layer classes and arguments exist in Keras, is check.py's job.
+
+Which keys each mapping allows is declared in keys.py; what each key means
+is read here, by the parse method of its mapping.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ EDGE_KEYS = key_names("edge")
 INPUT_KEYS = key_names("input")
 TRAINING_KEYS = key_names("training")
 COMPILE_KEYS = tuple(setting.name for setting in fields(CompileDef))
+TOP_ONLY = top_only_keys()  # e.g. compile settings: a sub-model holding one gets their own hint
 
 # Sub-model includes deeper than this are refused (a cycle is caught earlier).
 MAX_INCLUDE_DEPTH = 16
@@ -185,12 +189,11 @@ class Parser:
         return models
 
     def parse_submodel(self, name: str, loc: Location, body: YMap, file: str) -> ModelDef | None:
-        top_only = top_only_keys()
-        for key in top_only:
+        for key in TOP_ONLY:
             if key.name in body.entries:
                 self.error(body.key_loc(key.name),
                            f"'{key.name}' belongs to the top-level model, not sub-model '{name}'", key.top_only)
-        self.unknown_keys(body, SUBMODEL_KEYS, f"sub-model '{name}'", tuple(key.name for key in top_only))
+        self.unknown_keys(body, SUBMODEL_KEYS, f"sub-model '{name}'", tuple(key.name for key in TOP_ONLY))
         include = body.get("include")
         if include is not None:
             for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):
