@@ -18,7 +18,6 @@ This module is on `kspec validate`'s path: it imports nothing heavy.
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +257,8 @@ def render_docs(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse  # here, not above: validate imports this module and never runs main
+
     parser = argparse.ArgumentParser(prog="python -m kspec.spec.keys",
                                      description="Print the key tables of the spec language, or rewrite docs/spec.md's.")
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite the key tables of {DOCS.name}")
