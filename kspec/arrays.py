@@ -28,8 +28,11 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from .errors import DataError, fail
+from .modelfile import EXPANSION_FLOOR_BYTES, MAX_EXPANSION
 
 CHUNK_BYTES = 64 * 2**20  # what one check reads at a time
+# A .npy header (magic, version, length, dict) is never longer; numpy itself refuses dicts over 10,000 bytes.
+MAX_HEADER_BYTES = 2**16 + 16
 NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
 REFUSED_KINDS = {"O": "Python objects, which kspec does not load",
                  "V": "records of a structured dtype",
@@ -163,12 +166,13 @@ def read_header(handle: BinaryIO, where: str, key: str, size: int) -> Header:
     def refuse(message: str, hint: str | None = None) -> DataError:
         return fail(DataError, where, f"array '{key}' {message}", hint)
 
+    bounded = _Bounded(handle, min(size, MAX_HEADER_BYTES))  # numpy reads the length a header claims
     try:
-        version = np.lib.format.read_magic(handle)
+        version = np.lib.format.read_magic(bounded)
         if version not in NPY_VERSIONS:
             raise ValueError(f"unknown .npy format version {version}")
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read(handle)
+        shape, fortran_order, dtype = read(bounded)
     except (ValueError, TypeError, SyntaxError, struct.error, EOFError, UnicodeDecodeError):
         raise refuse("has no valid .npy header (magic string, version, then a dict of descr, fortran_order "
                      "and shape)", "save the arrays with numpy.save or numpy.savez") from None
@@ -191,6 +195,20 @@ def read_header(handle: BinaryIO, where: str, key: str, size: int) -> Header:
         raise refuse(f"promises {header.nbytes:,} bytes of data (shape {header.shape}, {dtype}) but the file "
                      f"holds {max(held, 0):,}", "the file is truncated or damaged; write it again")
     return header
+
+
+class _Bounded:
+    """A reader that gives at most `limit` bytes of `handle`, whatever length is asked for."""
+
+    def __init__(self, handle: BinaryIO, limit: int):
+        self.handle = handle
+        self.left = limit
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.handle.read(size)
+        self.left -= len(data)
+        return data
 
 
 def _read_whole(handle: BinaryIO, header: Header, where: str, key: str) -> np.ndarray:
@@ -241,6 +259,19 @@ def _members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]
     return members
 
 
+def _check_inflation(info: zipfile.ZipInfo, where: str) -> None:
+    """Refuse a compressed member that inflates like a decompression bomb, before any of it is inflated.
+
+    zipfile inflates a member to at most its declared size, and the header
+    check bounds an array by it, so bounding the declared size bounds both.
+    """
+    size, stored = info.file_size, info.compress_size
+    if size > EXPANSION_FLOOR_BYTES and size > MAX_EXPANSION * max(stored, 1):
+        raise fail(DataError, where, f"member '{info.filename}' inflates from {stored:,} to {size:,} bytes, "
+                   f"more than {MAX_EXPANSION} times: a decompression bomb, not arrays numpy compressed",
+                   "store the arrays uncompressed (numpy.savez), and kspec reads them batch by batch")
+
+
 def _data_start(raw: BinaryIO, info: zipfile.ZipInfo) -> int:
     """Where an uncompressed member's bytes start in the archive: after its local header."""
     raw.seek(info.header_offset)
@@ -267,6 +298,7 @@ def read_npz_arrays(path: Path, stream: bool | None, stream_bytes: int) -> dict[
                 held = min(info.file_size, stamp[0] - start)  # the zip's own sizes may lie too
                 headers[key] = read_header(raw, where, key, held)
             else:
+                _check_inflation(info, where)
                 with archive.open(info) as member:
                     headers[key] = read_header(member, where, key, info.file_size)
         in_place = {key for key, h in headers.items()

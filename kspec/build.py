@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Iterator
 from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
 from .modelfile import check_model_file
+from .recursion import recursion_allowance
 from .spec.check import check_refused
 from .spec.graph import call_inputs, node_indices
 from .spec.compile_settings import for_keras, is_class_form
@@ -205,8 +205,7 @@ def deep_graphs(spec: ModelDef) -> Any:
     return deep_recursion(layer_calls(spec))
 
 
-@contextmanager
-def deep_recursion(layers: int) -> Iterator[None]:
+def deep_recursion(layers: int) -> Any:
     """Let Python recurse as deep as Keras needs to walk a graph of this many layers.
 
     `keras.Model(...)`, and loading a saved model, walk the graph recursively,
@@ -215,12 +214,7 @@ def deep_recursion(layers: int) -> Iterator[None]:
     proportion to the graph for the length of the block (Python 3.11 recurses
     in Python code without using the C stack).
     """
-    before = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(before, min(_MAX_RECURSION, 1000 + 4 * layers)))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(before)
+    return recursion_allowance(1000 + 4 * layers, cap=_MAX_RECURSION)
 
 
 def _numbers(value: Any) -> Iterator[int]:

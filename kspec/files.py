@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from .errors import RunError, fail
+from .filekind import FOLDER, not_a_file
 
 # What an existing file must start with to be replaced by a file of its kind.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -70,15 +70,15 @@ def check_output(path: Path, inputs: Mapping[str, Path | str | None] = {}, folde
 
 def _refuse_what_is_there(path: Path, info: os.stat_result, folder: bool, kind: str) -> None:
     """Refuse an existing path that is not a folder (for `folder`) or a file of `kind` kspec may replace."""
-    special = _special(info.st_mode)
-    if special is not None:
-        raise fail(RunError, str(path), f"the output path is {special}; kspec never writes through or replaces one",
+    what = not_a_file(info.st_mode)  # from lstat: a link is one
+    if what not in (None, FOLDER):
+        raise fail(RunError, str(path), f"the output path is {what}; kspec never writes through or replaces one",
                    "choose a path that does not exist yet, or an ordinary file kspec wrote")
     if folder:
-        if not stat.S_ISDIR(info.st_mode):
+        if what != FOLDER:
             raise fail(RunError, str(path), "the output folder is an existing file", "choose another --out")
         return
-    if stat.S_ISDIR(info.st_mode):
+    if what == FOLDER:
         raise fail(RunError, str(path), "the output path is a folder; a file goes here",
                    "name a file inside it, or another path")
     if info.st_size and not _looks_like(path, kind):
@@ -94,19 +94,6 @@ def _same_file(output: Path, given: Path) -> bool:
             return output.resolve() == given.resolve()
         except (OSError, RuntimeError):  # a link loop: refused as a link by the checks that follow
             return False
-
-
-def _special(mode: int) -> str | None:
-    """A description of what a path is when it is not a plain file or folder."""
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return None
 
 
 def _looks_like(path: Path, suffix: str) -> bool:
@@ -178,7 +165,7 @@ def _refuse_special(path: Path) -> None:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return
-    kind = "a folder" if stat.S_ISDIR(mode) else _special(mode)
+    kind = not_a_file(mode)
     if kind is not None:
         raise fail(RunError, str(path), f"the output path became {kind} while kspec was working; "
                    "it was left as it is", "choose another output path")

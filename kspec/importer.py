@@ -86,12 +86,12 @@ def _load(keras: Any, path: Path) -> Any:
             return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors, ...
         message = keras_message(exc)
-        if "safe_mode" in message:
+        if "safe_mode" in message:  # a Lambda, a lambda, a TFSMLayer, a vocabulary file, a torch module, ...
+            said = message.split(". ")[0].rstrip(".")[:200]  # Keras's first sentence names what it refused
             raise fail(RunError, str(path),
-                       "the model holds Python code (a Lambda layer or a lambda function), which Keras "
-                       "loads only with safe_mode off",
-                       "kspec never runs code from a file, and a spec cannot carry code; rewrite that "
-                       "part with layers from keras.layers") from None
+                       f"the model holds what Keras loads only with safe_mode off: \"{said}\"",
+                       "kspec never runs code or reads files a model file names, and a spec cannot carry "
+                       "code; rewrite that part with layers from keras.layers") from None
         match = re.search(r"[Cc]ould not (?:locate|deserialize) class '?([\w.]+)'?", message)
         if match:
             raise fail(RunError, str(path),

@@ -4,8 +4,10 @@ Every place that loads a .keras file (`--weights`, a spec's `weights:`,
 `kspec import`, `--resume`) calls `check_model_file` first. It opens the zip
 with the standard library only and refuses, naming the file:
 
-- what is not a .keras file: a folder, a device or FIFO, a file that is not a
-  zip archive or was cut short;
+- what is not a .keras file: a folder, a device or FIFO, a file whose name
+  does not end in `.keras` (Keras picks its loader by the name, so an HDF5
+  file with a zip appended would pass these checks and load as legacy HDF5),
+  a file that is not a zip archive or was cut short;
 - members with unsafe paths (absolute, `..`), too many members, members whose
   declared size is too large or that inflate like a decompression bomb;
 - a config.json nested too deeply, or holding what Keras could be made to
@@ -22,16 +24,16 @@ from __future__ import annotations
 
 import json
 import re
-import stat
-import sys
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from .catalogue import REFUSED_LAYERS
 from .errors import Location, RunError, fail
+from .filekind import FOLDER, NOT_REGULAR, not_a_file
+from .recursion import recursion_allowance
+from .spec.paths import FILE_ARGUMENTS
 
 __all__ = ["CheckedModelFile", "check_model_file"]
 
@@ -50,8 +52,6 @@ MAX_CONFIG_DEPTH = 500
 _FUNCTION_MODULES = re.compile(r"keras\.(src\.)?(activations|losses|metrics|ops)(\.\w+)*")
 # Special serialized values Keras writes without a module (tensors, tuples, ...).
 _CODE_CLASSES = {"__lambda__": "a lambda function"}
-# Layers whose config names a file Keras reads (a vocabulary given as a path).
-_FILE_ARGUMENTS = {"StringLookup": "vocabulary", "IntegerLookup": "vocabulary", "TextVectorization": "vocabulary"}
 _LAMBDA_MESSAGE = ("holds Python code (a Lambda layer or a lambda function), which Keras loads "
                    "only with safe_mode off")
 _LAMBDA_HINT = ("kspec never runs code from a file, and a spec cannot carry code; rewrite that part with "
@@ -85,6 +85,10 @@ def check_model_file(path: str | Path, where: Location | None = None) -> Checked
     path = Path(path)
     refuse = _Refuser(path, where or Location(str(path)))
     _check_regular_file(path, refuse)
+    if not path.name.endswith(".keras"):  # Keras's own test (case-sensitive) for loading a zip as .keras
+        raise refuse("is not named NAME.keras; Keras chooses how to load a file by its name, and kspec loads "
+                     "only .keras files (an .h5 file would bypass these checks)",
+                     "save the model with model.save('NAME.keras'), or give a renamed .keras file its name back")
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -122,10 +126,11 @@ def _check_regular_file(path: Path, refuse: _Refuser) -> None:
         raise fail(RunError, refuse.where, f"no such file: '{path}'", _HINT) from None
     except (OSError, ValueError) as exc:
         raise refuse(f"cannot be read: {getattr(exc, 'strerror', None) or exc}", _HINT) from None
-    if stat.S_ISDIR(mode):
+    kind = not_a_file(mode)
+    if kind == FOLDER:
         raise refuse("is a folder, not a .keras file", _HINT)
-    if not stat.S_ISREG(mode):
-        raise refuse("is not a regular file (a device, FIFO or socket), so not a .keras file", _HINT)
+    if kind is not None:
+        raise refuse(f"{NOT_REGULAR}, so not a .keras file", _HINT)
 
 
 def _check_members(infos: list[zipfile.ZipInfo], refuse: _Refuser) -> None:
@@ -166,7 +171,8 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, refuse: _Refuser
     if len(data) > MAX_CONFIG_BYTES:
         raise refuse(f"has a config.json larger than {MAX_CONFIG_BYTES:,} bytes")
     try:
-        with _recursion_allowance(MAX_CONFIG_DEPTH + 50):  # json's parser recurses once a level
+        # json's C parser recurses once a level: it may not follow a limit a caller raised for a deep graph
+        with recursion_allowance(MAX_CONFIG_DEPTH + 50, cap=MAX_CONFIG_DEPTH + 50):
             return json.loads(data)
     except RecursionError:
         raise refuse(f"has a config.json nested more than {MAX_CONFIG_DEPTH} levels deep") from None
@@ -199,24 +205,6 @@ def _check_hdf5(archive: zipfile.ZipFile, info: zipfile.ZipInfo, refuse: _Refuse
     if found:
         raise refuse(f"has a {info.filename} that {found}, outside the model file; kspec reads weights "
                      "from the file you name only")
-
-
-@contextmanager
-def _recursion_allowance(levels: int) -> Iterator[None]:
-    """Python's recursion limit set to the current depth plus `levels`, for the block.
-
-    A caller may have raised the limit for a deep graph; json's C parser must
-    not follow it, or a file nested a million deep would overflow the C stack.
-    """
-    depth, frame = 0, sys._getframe()
-    while frame is not None:
-        depth, frame = depth + 1, frame.f_back
-    before = sys.getrecursionlimit()
-    sys.setrecursionlimit(depth + levels)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(before)
 
 
 def _values(config: Any) -> Iterator[Any]:
@@ -274,10 +262,10 @@ def _check_object(serialized: dict[str, Any], refuse: _Refuser) -> None:
                      "a spec names only classes of keras.layers; custom classes cannot be imported")
     if class_name in REFUSED_LAYERS and class_name not in ("InputLayer", "Layer"):
         raise refuse(f"holds a {class_name} layer, which kspec never loads: {REFUSED_LAYERS[class_name]}")
-    argument = _FILE_ARGUMENTS.get(class_name)
-    if argument and isinstance(config, dict) and isinstance(config.get(argument), str):
-        raise refuse(f"has a {class_name} whose {argument} is the file {_short(config[argument])!r}, "
-                     "which kspec never reads from a model file")
+    for argument in FILE_ARGUMENTS.get(class_name, ()):
+        if isinstance(config, dict) and isinstance(config.get(argument), str):
+            raise refuse(f"has a {class_name} whose {argument} is the file {_short(config[argument])!r}, "
+                         "which kspec never reads from a model file")
 
 
 def _is_keras(module: str) -> bool:

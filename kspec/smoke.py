@@ -47,7 +47,7 @@ def collect(paths: Iterable[str]) -> tuple[list[Path], list[Diagnostic]]:
         path = Path(text)
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-        elif path.is_file():
+        elif path.exists():  # a file, or a FIFO or device, which the spec-file check refuses unopened
             found.append(path)
         elif glob.has_magic(text):
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())

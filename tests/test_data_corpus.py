@@ -304,3 +304,53 @@ def test_pickle_is_never_loaded(tmp_path, weights, container):
         assert "array 'image' holds Python objects, which kspec does not load" in result.stderr.splitlines()[0]
         assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil" if container == "folder" else "evil.npz"]
+
+
+def _compressed_bomb(path: Path) -> None:
+    """An .npz whose deflated 'image' member holds ~300 MB of zeros in ~300 KB, its header honest."""
+    rows = 1_200_000  # 307,200,000 bytes of float32 images
+    zeros = memoryview(bytes(2**20))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("image.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (rows, 8, 8, 1)})
+            left = rows * 256
+            while left:
+                member.write(zeros[:min(left, len(zeros))])
+                left -= min(left, len(zeros))
+        archive.writestr("digit.npy", _npy_bytes(_labels(rows)))
+
+
+def test_a_compressed_member_that_inflates_like_a_bomb_is_refused_uninflated(tmp_path, weights):
+    import tracemalloc
+
+    from kspec.arrays import read_npz_arrays
+    from kspec.errors import DataError
+
+    data = tmp_path / "bomb.npz"
+    _compressed_bomb(data)
+    with zipfile.ZipFile(data) as archive:
+        image = archive.getinfo("image.npy")
+    assert image.file_size > 300e6 and image.compress_size < 1e6 and data.stat().st_size < 2e6
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            read_npz_arrays(data, stream=None, stream_bytes=2**30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # refused by its sizes, never inflated (numpy's allocations are traced too)
+    message = (f"{data}: error: member 'image.npy' inflates from {image.compress_size:,} to {image.file_size:,} "
+               "bytes, more than 100 times: a decompression bomb, not arrays numpy compressed")
+    assert info.value.diagnostics[0].format().splitlines()[0] == message
+    out = tmp_path / "out"
+    out.mkdir()
+    model = str(weights / "digits_cnn.keras")
+    for args in (["train", DIGITS, "--data", str(data), "--out", str(out / "run"), "-q"],
+                 ["evaluate", DIGITS, "--weights", model, "--data", str(data)],
+                 ["predict", DIGITS, "--weights", model, "--data", str(data), "-o", str(out / "p.npz")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.splitlines()[0] == message, args
+        assert "Traceback" not in result.output
+        assert list(out.iterdir()) == [], args

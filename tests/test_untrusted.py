@@ -451,3 +451,69 @@ def test_an_oversized_spec_or_include_is_refused_before_it_is_read(tmp_path):
     assert result.exit_code == 1
     assert (f"{spec}:2:18: error: included spec 'encoder.yaml' is {MAX_SPEC_BYTES + 1:,} bytes, more than the "
             f"{MAX_SPEC_BYTES:,} allowed") in result.stderr.splitlines()
+
+
+# ------------------------------------------------------------ named not .keras
+def test_an_hdf5_model_with_a_keras_zip_appended_is_refused_by_its_name(saved, tmp_path):
+    """A polyglot: Keras picks its loader by the name, so 'poly.h5' would load as legacy HDF5, past the zip checks."""
+    import h5py
+    import keras
+
+    marker = tmp_path / "marker"
+    target = str(marker)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Lambda(lambda t: (open(target, "w").write("ran"), t)[1])(inputs)  # noqa: SIM115
+    model = keras.Model(inputs, keras.layers.Dense(2, name="y")(hidden))
+    path = tmp_path / "poly.h5"
+    model.save(path)  # the legacy HDF5 format, config and all
+    marker.unlink()  # written while the model was traced, not by kspec
+    with open(path, "ab") as handle:
+        handle.write(_zip_bytes(saved))  # a harmless .keras file, which zipfile finds from the end
+    assert zipfile.is_zipfile(path) and h5py.is_hdf5(path)
+    spec, data = _spec_and_data(tmp_path)
+    output = tmp_path / "imported.yaml"
+    message = "is not named NAME.keras; Keras chooses how to load a file by its name"
+    for args in (["import", str(path), "-o", str(output)],
+                 ["evaluate", str(spec), "--weights", str(path), "--data", str(data)],
+                 ["predict", str(spec), "--weights", str(path), "--data", str(data), "-o", str(tmp_path / "p.npz")]):
+        result = CliRunner().invoke(main, args)
+        _assert_refused(result, path, message, marker, [output, tmp_path / "p.npz"])
+
+
+def test_a_safe_mode_refusal_quotes_what_keras_refused(saved, tmp_path, monkeypatch):
+    """Past kspec's own checks (switched off here), Keras's safe-mode refusal is reported as Keras worded it."""
+    from kspec import importer
+    from kspec.modelfile import CheckedModelFile
+
+    path, marker = _make(next(case for case in CASES if case[0] == "tfsm_layer.keras"), saved, tmp_path)
+    monkeypatch.setattr(importer, "check_model_file", lambda path: CheckedModelFile(Path(path), None))
+    output = tmp_path / "imported.yaml"
+    result = CliRunner().invoke(main, ["import", str(path), "-o", str(output)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not output.exists() and not marker.exists()
+    assert (f"{path}: error: the model holds what Keras loads only with safe_mode off: \"Requested the "
+            "deserialization of a `TFSMLayer`, which loads an external SavedModel\"") in result.stderr
+    assert "Lambda" not in result.stderr
+
+
+def test_check_of_a_spec_that_is_a_fifo_says_so_without_opening_it(tmp_path, monkeypatch):
+    import signal
+
+    def hung(*_: Any) -> None:
+        raise TimeoutError("kspec check opened the FIFO and waited for a writer")
+
+    os.mkfifo(tmp_path / "f.yaml")
+    monkeypatch.chdir(tmp_path)
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # never hangs the suite: opening a FIFO would wait forever
+    try:
+        result = CliRunner().invoke(main, ["check", "f.yaml"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.exit_code == 1, result.output
+    assert "f.yaml: error: is not a regular file (a device, FIFO or socket), not a spec file" in result.output
+    assert "no such file" not in result.output
+    assert "Traceback" not in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["f.yaml"]

@@ -17,12 +17,12 @@ The spec file itself is checked by `check_spec_file` before it is read.
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from ..errors import Diagnostic, Location, SpecError
+from ..filekind import FOLDER, NOT_REGULAR, not_a_file
 
-# Layer arguments Keras reads as a file when given a string.
+# Layer arguments Keras reads as a file when given a string (in a spec, or in a model file's config).
 FILE_ARGUMENTS = {
     "StringLookup": ("vocabulary",),
     "IntegerLookup": ("vocabulary",),
@@ -76,11 +76,11 @@ def resolve_spec_path(value: str, loc: Location, naming_file: str | Path, root: 
                       f"paths are relative to the spec file; looked for {display_path(path)}") from None
     except OSError as exc:  # e.g. ELOOP, a permission
         raise _refuse(loc, f"{described} '{shown}' cannot be read: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
+    kind = not_a_file(info.st_mode)
+    if kind == FOLDER:
         raise _refuse(loc, f"'{what}' names a folder, not a file: '{shown}'", _HINTS.get(what))
-    if not stat.S_ISREG(info.st_mode):
-        raise _refuse(loc, f"{described} '{shown}' is not a regular file (a device, FIFO or socket)",
-                      _HINTS.get(what))
+    if kind is not None:
+        raise _refuse(loc, f"{described} '{shown}' {NOT_REGULAR}", _HINTS.get(what))
     if max_bytes is not None and info.st_size > max_bytes:
         raise _refuse(loc, f"{described} '{shown}' is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
     return path
@@ -95,11 +95,11 @@ def check_spec_file(path: Path) -> None:
         raise _refuse(loc, "spec file not found", "check the path") from None
     except (OSError, ValueError) as exc:
         raise _refuse(loc, f"cannot read spec file: {getattr(exc, 'strerror', None) or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
+    kind = not_a_file(info.st_mode)
+    if kind == FOLDER:
         raise _refuse(loc, "is a directory, not a spec file", "pass a .yaml file")
-    if not stat.S_ISREG(info.st_mode):
-        raise _refuse(loc, "is not a regular file (a device, FIFO or socket), not a spec file",
-                      "pass a .yaml file")
+    if kind is not None:
+        raise _refuse(loc, f"{NOT_REGULAR}, not a spec file", "pass a .yaml file")
     if info.st_size > MAX_SPEC_BYTES:
         raise _refuse(loc, f"spec file is {info.st_size:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed",
                       "a spec is a short text file; is this the right file?")
