@@ -257,12 +257,8 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @model_options
 @handle_errors
-def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | None, batch_size: int | None,
-          validation_split: float | None, val_data: Path | None, out: Path | None, seed: int | None,
-          weights: Path | None, resume: Path | None, strategy: str | None, cpu_devices: int | None,
-          checkpoint_interval: float | None, shuffle: bool, stream: bool | None, distributed: bool,
-          coordinator: str | None, num_processes: int | None, process_id: int | None, quiet: bool,
-          overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str, ...], backend: str | None,
+          **values: Any) -> None:
     """Train a spec on .npz or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
@@ -270,47 +266,39 @@ def train(spec: Path, data: Path | None, synthetic_n: int | None, epochs: int | 
     Ctrl-C stops after the current batch and keeps the last finished epoch;
     --resume continues from there.
     """
-    if resume is not None:
-        given = [name for name, value in (("--data", data), ("--synthetic", synthetic_n), ("--out", out),
-                                          ("--seed", seed), ("--weights", weights), ("--batch-size", batch_size),
-                                          ("--validation-split", validation_split), ("--val-data", val_data),
-                                          ("--strategy", strategy)) if value is not None]
-        if given:
-            raise click.UsageError(f"--resume repeats the run's own settings; drop {', '.join(given)}")
-    elif (data is None) == (synthetic_n is None):
-        raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
-    if validation_split is not None and val_data is not None:
-        raise click.UsageError("give --validation-split or --val-data, not both")
-    _check_output(out, "", {"the spec": spec, "the --data path": data, "the --val-data path": val_data,
-                            "the --weights file": weights}, option="--out", folder=True)
+    from .train_options import DistributedOptions, TrainOptions, from_values
 
-    from .train import StopFlag
+    # Every other option is a TrainOptions or DistributedOptions field, gathered and checked in one place.
+    options = from_values(TrainOptions, values)
+    problem = options.usage_problem()
+    if problem is not None:
+        raise click.UsageError(problem)
+    _check_output(options.out, "", {"the spec": spec, "the --data path": options.data,
+                                    "the --val-data path": options.val_data, "the --weights file": options.weights},
+                  option="--out", folder=True)
+
+    from .signals import StopFlag
+    from .train import train as run_training
 
     stop = StopFlag().install()  # from here on, Ctrl-C and SIGTERM stop at the next safe point
     from .build import import_keras
     from .spec import spec_text
-    from .train import train as run_training
 
-    cluster = None
-    if distributed:
-        from .backend import Cluster, select_backend
+    cluster = from_values(DistributedOptions, values).cluster()
+    if cluster is not None:
+        from .backend import select_backend
 
-        cluster = Cluster.from_options(coordinator, num_processes, process_id)
         if select_backend(backend) != "jax":
             raise KspecError([Diagnostic(Location("--distributed"), "distributed training runs on the JAX backend",
                                          "add --backend jax (and pip install 'kspec[jax]')")])
-        if strategy is not None:
+        if options.strategy is not None:
             raise click.UsageError("--strategy is for one machine; --distributed replaces it")
     model_def = _prepare(spec, overrides, backend)
     if cluster is not None:
         cluster.join()  # before Keras first touches a device
     import_keras(cpu_devices)
-    result = run_training(
-        model_def, spec_text(spec, overrides), data=data, synthetic_n=synthetic_n, epochs=epochs,
-        batch_size=batch_size, validation_split=validation_split, val_data=val_data, out=out, seed=seed,
-        weights=weights, resume=resume, strategy=strategy, verbose=0 if quiet else "auto", max_params=max_params,
-        shuffle=shuffle, cluster=cluster, stop=stop, stream=stream, checkpoint_interval=checkpoint_interval,
-        progress=lambda text: click.echo(text, err=True))
+    result = run_training(model_def, spec_text(spec, overrides), options, verbose=0 if quiet else "auto",
+                          cluster=cluster, stop=stop, progress=lambda text: click.echo(text, err=True))
     first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
     change = f"loss {first.get('loss', float('nan')):.4g} -> {last.get('loss', float('nan')):.4g}"
     if cluster is not None and not cluster.is_chief:

@@ -183,7 +183,7 @@ def test_hold_and_flush_work_on_mirrored_variables():
 
 def test_a_signal_after_the_last_epoch_completes_the_run(tmp_path, monkeypatch):
     from kspec import train as train_module
-    from kspec.train import StopFlag
+    from kspec.signals import StopFlag
 
     path, run, flag = SPECS / "mlp.yaml", tmp_path / "run", StopFlag()
     real_flush = train_module.Checkpointer.flush
@@ -214,7 +214,7 @@ def test_a_checkpoint_that_cannot_be_written_takes_back_the_held_epochs(tmp_path
                 raise OSError(errno.ENOSPC, "No space left on device")
         real(model, path)
 
-    monkeypatch.setattr("kspec.train.save_model", failing_save)
+    monkeypatch.setattr("kspec.run_folder.save_model", failing_save)
     path, run = SPECS / "mlp.yaml", tmp_path / "run"
     spec, _ = read_spec(path)
     with pytest.raises(RunError):

@@ -300,7 +300,7 @@ def test_digit_pairs_reaches_90_percent(tmp_path):
 
 def test_unwritable_output_folder_is_refused_before_training(tmp_path, monkeypatch):
     # Permissions do not bind root (CI), so the permission check itself is made to say no.
-    monkeypatch.setattr("kspec.train.os.access", lambda path, mode: Path(path) != tmp_path)
+    monkeypatch.setattr("kspec.run_folder.os.access", lambda path, mode: Path(path) != tmp_path)
     with pytest.raises(RunError) as info:
         _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8)
     assert info.value.diagnostics[0].message == f"cannot create the run folder: '{tmp_path}' is not writable"
@@ -310,10 +310,10 @@ def test_unwritable_output_folder_is_refused_before_training(tmp_path, monkeypat
 def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
     import shutil as shutil_module
 
-    from kspec import train as train_module
+    from kspec import run_folder
 
     real = shutil_module.disk_usage
-    monkeypatch.setattr(train_module.shutil, "disk_usage",
+    monkeypatch.setattr(run_folder.shutil, "disk_usage",
                         lambda path: real(path)._replace(free=1000))
     with pytest.raises(RunError) as info:
         _train(SPECS / "mlp.yaml", tmp_path / "run", synthetic_n=8)
@@ -338,7 +338,7 @@ def test_disk_full_during_training_keeps_the_run_consistent(tmp_path, monkeypatc
                 raise OSError(errno.ENOSPC, "No space left on device")
         real(model, path)
 
-    monkeypatch.setattr("kspec.train.save_model", failing_save)
+    monkeypatch.setattr("kspec.run_folder.save_model", failing_save)
     run = tmp_path / "run"
     with pytest.raises(RunError) as info:
         _train(SPECS / "mlp.yaml", run, synthetic_n=32, epochs=4, batch_size=8, seed=1, checkpoint_interval=0)
@@ -378,9 +378,9 @@ class _CountingSummaries:
 @pytest.mark.parametrize("kind", ["kspec", "keras"])
 def test_tensorboard_does_no_per_batch_work(tmp_path, kind):
     # Keras's own callback turns every batch's logs into (unrecorded) summaries; kspec's does not.
-    from kspec.train import _epoch_tensorboard
+    from kspec.callbacks import epoch_tensorboard
 
-    callback = (_epoch_tensorboard(keras) if kind == "kspec" else keras.callbacks.TensorBoard)(str(tmp_path))
+    callback = (epoch_tensorboard(keras) if kind == "kspec" else keras.callbacks.TensorBoard)(str(tmp_path))
     callback._summary_module = summaries = _CountingSummaries()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
@@ -395,9 +395,11 @@ def test_kspec_callbacks_leave_batch_callbacks_asynchronous(tmp_path, monkeypatc
     # needs them in step; kspec's never do. (TensorFlow's backend always runs them in step.)
     from keras.src import backend
 
-    from kspec.train import RunFolder, StopFlag, _callbacks
+    from kspec.callbacks import run_callbacks
+    from kspec.run_folder import RunFolder
+    from kspec.signals import StopFlag
 
     monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
-    callbacks = _callbacks(keras, RunFolder(tmp_path), [], StopFlag(), print, None)
+    callbacks = run_callbacks(keras, RunFolder(tmp_path), [], StopFlag(), print, None)
     assert keras.callbacks.CallbackList(callbacks)._async_train is True
     assert keras.callbacks.CallbackList([*callbacks, keras.callbacks.TensorBoard(str(tmp_path))])._async_train is False

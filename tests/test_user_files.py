@@ -403,11 +403,11 @@ def test_a_checkpoint_of_another_model_is_refused(run_copy):
 
 
 def test_checkpoints_past_9999_sort_and_are_kept_by_number(tmp_path, monkeypatch):
-    from kspec import train
+    from kspec import run_folder
 
-    monkeypatch.setattr(train, "save_model", lambda model, path: path.write_bytes(b"checkpoint"))
-    monkeypatch.setattr(train, "_whole_keras_file", lambda path: True)
-    folder = train.RunFolder(tmp_path)
+    monkeypatch.setattr(run_folder, "save_model", lambda model, path: path.write_bytes(b"checkpoint"))
+    monkeypatch.setattr(run_folder, "_whole_keras_file", lambda path: True)
+    folder = run_folder.RunFolder(tmp_path)
     folder.checkpoints.mkdir()
     for epoch in (9_998, 9_999, 10_000, 10_001):
         folder.save_checkpoint(None, epoch)
