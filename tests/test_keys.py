@@ -176,3 +176,15 @@ def test_keys_import_nothing_heavy():
             "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch', 'jsonschema') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name, valid", [("mobilenetv2_1.00_224", True), ("resnet 50", True),
+                                         ("a/b", False), ("two\nlines", False)])
+def test_the_parser_and_the_schema_agree_on_model_names(tmp_path, monkeypatch, name, valid):
+    # A model's name is freer than a layer's (Keras's applications use dots), in both places.
+    spec = {"name": name, **_base()}
+    monkeypatch.chdir(tmp_path)
+    Path("named.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    _, diagnostics = parse("named.yaml")
+    assert (not [d for d in diagnostics if d.is_error]) is valid
+    assert VALIDATOR.is_valid(spec) is valid

@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A model's own name may be any one line without '/' (Keras's applications
+# have names such as mobilenetv2_1.00_224); it never becomes a Python name.
+MODEL_NAME_PATTERN = re.compile(r"[^/\x00-\x1f]+")
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool", "string")
 MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
@@ -61,6 +64,7 @@ def names_to(value: dict[str, Any]) -> dict[str, Any]:
 # Value types that keys share, referred to by ref(); schema.py puts them in its $defs.
 VALUE_TYPES: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"},
+    "model_name": {"type": "string", "pattern": f"^{MODEL_NAME_PATTERN.pattern}$"},
     "shape": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}},
     "call_inputs": {"anyOf": [
         ref("name"), {"type": "array", "items": ref("name")},
@@ -113,7 +117,7 @@ _COMPILE = "move compile settings to the top of the spec"
 
 KEYS: tuple[Key, ...] = (
     # The top level and sub-models.
-    Key("name", (SPEC,), ref("name"),
+    Key("name", (SPEC,), ref("model_name"),
         value="a name", doc="the model's name", example="mlp", default="the file's name"),
     Key("description", (SPEC, *_SUB_MODEL), {"type": "string"},
         value="text", doc="a free-text note; the compiler ignores it", example="a note"),

@@ -20,9 +20,8 @@ from .load import YMap, YNode, YScalar, YSeq, load_file, maps_within, to_python,
 from .paths import FILE_ARGUMENTS, MAX_ARGUMENT_FILE_BYTES, MAX_SPEC_BYTES, display_path, resolve_spec_path
 from .overrides import apply_overrides
 from .model import CallInputs, CompileDef, Edge, InputDef, LayerDef, ModelDef, Ref, Setting, TrainingDef
-from .keys import DTYPES, MAX_COUNT, MAX_REPEAT, NAME_PATTERN, key_names, top_only_keys
+from .keys import DTYPES, MAX_COUNT, MAX_REPEAT, MODEL_NAME_PATTERN, NAME_PATTERN, key_names, top_only_keys
 
-MODEL_NAME_PATTERN = re.compile(r"[^/\x00-\x1f]+")
 
 # The keys each place allows, in the order the "allowed keys" hints list them (declared in keys.py).
 TOP_KEYS = key_names("spec")
