@@ -43,6 +43,8 @@ DEFAULT_BATCH_SIZE = 32
 
 @dataclass
 class TrainResult:
+    """What a call of `train` did: its run folder, the epochs it trained, and the history."""
+
     run_dir: Path
     epochs_run: int
     epochs_completed: int

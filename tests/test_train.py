@@ -403,3 +403,32 @@ def test_kspec_callbacks_leave_batch_callbacks_asynchronous(tmp_path, monkeypatc
     callbacks = run_callbacks(keras, RunFolder(tmp_path), [], StopFlag(), print, None)
     assert keras.callbacks.CallbackList(callbacks)._async_train is True
     assert keras.callbacks.CallbackList([*callbacks, keras.callbacks.TensorBoard(str(tmp_path))])._async_train is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resume", "run", "--synthetic", "8", "--seed", "1"], "--resume repeats the run's own settings; drop "
+                                                              "--synthetic, --seed"),
+    ([], "give exactly one of --data FILE.npz and --synthetic N"),
+    (["--data", "d.npz", "--synthetic", "8"], "give exactly one of --data FILE.npz and --synthetic N"),
+    (["--synthetic", "8", "--validation-split", "0.5", "--val-data", "v.npz"],
+     "give --validation-split or --val-data, not both"),
+])
+def test_options_that_cannot_go_together_are_misuse(args, message, tmp_path, monkeypatch):
+    # TrainOptions.usage_problem checks them, before anything is read or written.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", str(SPECS / "mlp.yaml"), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == f"Error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_takes_its_options_as_one_object_or_as_keywords(tmp_path):
+    from kspec.train_options import TrainOptions
+
+    spec, _ = read_spec(SPECS / "mlp.yaml")
+    text = (SPECS / "mlp.yaml").read_text(encoding="utf-8")
+    options = TrainOptions(synthetic_n=8, epochs=1, batch_size=4, seed=2, out=tmp_path / "a")
+    first = train(spec, text, options, verbose=0, progress=lambda text: None)
+    second = train(spec, text, options, out=tmp_path / "b", verbose=0, progress=lambda text: None)
+    assert (first.run_dir, second.run_dir) == (tmp_path / "a", tmp_path / "b")
+    assert first.history == second.history  # the same seed and data: the keyword replaced only --out
