@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, curves
+from . import __version__, plot
 from .backend import Cluster, stderr_silenced
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .build import (DEFAULT_MAX_PARAMS, build, check_activation_memory, deep_graphs, import_keras, keras_errors,
@@ -45,7 +45,7 @@ from .build import (DEFAULT_MAX_PARAMS, build, check_activation_memory, deep_gra
 from .data import Dataset, check_training_data, load_npz, synthetic
 from .distributed import fingerprint, off_the_distribution, shard, shared_seed, use_data_parallel
 from .feed import batch_stream, reading
-from .infer import model_errors
+from .run_errors import model_errors
 from .errors import Diagnostic, Interrupted, KspecError, Location, RunError, fail
 from .files import check_output, save_model, write_text
 from .spec.model import ModelDef
@@ -202,7 +202,7 @@ class RunFolder:
 
     def read_history(self) -> list[dict[str, float]]:
         path = self.path / "history.csv"
-        return curves.read_history(path) if path.exists() else []
+        return plot.read_history(path) if path.exists() else []
 
     def history_until(self, epoch: int) -> list[dict[str, float]]:
         """The history's rows up to `epoch`, refused unless it has every one of them."""
@@ -609,8 +609,8 @@ def _run(keras: Any, spec: ModelDef, folder: RunFolder, settings: RunSettings, d
             )
     seconds = time.monotonic() - started
     checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
-    if history and curves.available():  # an optional extra; training never needs it
-        curves.plot(history, folder.path / "curves.png", title=folder.path.name)
+    if history and plot.available():  # an optional extra; training never needs it
+        plot.plot(history, folder.path / "curves.png", title=folder.path.name)
     # A signal that came after the last epoch finished stops nothing: the run completes.
     if stop.signal is not None and settings.epochs_completed < settings.epochs:
         settings.status = "interrupted"
