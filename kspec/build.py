@@ -22,8 +22,8 @@ from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
 from .modelfile import check_model_file
 from .recursion import recursion_allowance
-from .spec.check import check_refused
-from .spec.graph import call_inputs, node_indices
+from .spec.calls import call_inputs, node_indices
+from .spec.semantics import check_refused
 from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
 

@@ -188,7 +188,7 @@ def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, 
             "output": str(output) if output else None,
         }, indent=2))
         return
-    from .probe import shape_text
+    from .inspection import shape_text
 
     inputs = ", ".join(f"{inp.name} {shape_text(built.tensors[inp.name].shape)}" for inp in model_def.inputs)
     outputs = ", ".join(f"{ref.name} {shape_text(built.tensors[ref.name].shape)}" for ref in model_def.outputs)
@@ -323,7 +323,7 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
 def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bool, overrides: tuple[str, ...],
              max_params: int, backend: str | None) -> None:
     """Print every loss and metric of a trained model on data."""
-    from .infer import evaluate as run_evaluation
+    from .evaluate import evaluate as run_evaluation
 
     results = run_evaluation(_prepare(spec, overrides, backend), weights, data, batch_size,
                              verbose=0 if as_json else "auto", max_params=max_params)
@@ -347,7 +347,7 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int, overrides: tuple[str, ...],
             max_params: int, backend: str | None) -> None:
     """Write a trained model's predictions for data to an .npz file."""
-    from .infer import predict as run_prediction
+    from .predict import predict as run_prediction
 
     _check_output(output, ".npz", {"the spec": spec, "the --weights file": weights, "the --data file": data})
     shapes = run_prediction(_prepare(spec, overrides, backend), weights, data, output, batch_size,
@@ -388,7 +388,7 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     --synthetic inputs and prints its shape, min, max, mean, std and the
     fraction of exact zeros.
     """
-    from . import probe
+    from . import inspection
     from .build import build as build_model
     from .build import import_keras
 
@@ -404,25 +404,25 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     keras.utils.set_random_seed(seed)
     built = build_model(model_def, max_params=max_params)
     if not chosen:
-        rows = probe.calls(built)
-        click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else probe.format_table(rows))
+        rows = inspection.calls(built)
+        click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else inspection.format_table(rows))
         return
     if layer is not None:
-        targets = [probe.resolve_layer(built, layer, node)]
+        targets = [inspection.resolve_layer(built, layer, node)]
     elif tensor is not None:
-        targets = [probe.resolve_tensor(built, tensor)]
+        targets = [inspection.resolve_tensor(built, tensor)]
     else:
-        targets = probe.all_targets(built)
+        targets = inspection.all_targets(built)
     if weights is not None:
         from .build import load_weights
 
         load_weights(built.model, weights, Location(str(weights)))
     dataset = _inspect_data(model_def, built, data, synthetic_n, seed)
-    results = probe.compute(built, targets, dataset, output, batch_size)
+    results = inspection.compute(built, targets, dataset, output, batch_size)
     if as_json:
         click.echo(json.dumps({"output": str(output) if output else None, "results": results}, indent=2))
         return
-    for line in probe.iter_stats_lines(results):
+    for line in inspection.iter_stats_lines(results):
         click.echo(line)
     if output is not None:
         click.echo(f"wrote {output} ({', '.join(results)})")
@@ -454,26 +454,26 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
     run in one process; a failing spec does not stop the others. Exits 1
     if any spec fails.
     """
-    from . import smoke
+    from .check import check_spec, collect, format_table, write_junit
     from .backend import select_backend
 
     select_backend(backend)
-    files, problems = smoke.collect(paths)
+    files, problems = collect(paths)
     if problems:
         raise KspecError(problems)
     _check_output(junit, "", {f"the spec '{path}'": path for path in files}, kind=".xml", option="--junit")
     results = []
     for path in files:
-        result = smoke.check_spec(path, overrides, max_params)
+        result = check_spec(path, overrides, max_params)
         results.append(result)
         if not as_json:
             click.echo(f"{'ok' if result.passed else 'FAILED'}  {path}", err=True)
     if junit is not None:
-        smoke.write_junit(results, junit)
+        write_junit(results, junit)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
-        click.echo(smoke.format_table(results))
+        click.echo(format_table(results))
     sys.exit(EXIT_INVALID if any(not r.passed for r in results) else 0)
 
 
@@ -482,7 +482,7 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
 @handle_errors
 def plot(run_dir: Path) -> None:
     """Redraw a run's training curves (curves.png) from its history.csv."""
-    from .curves import plot_run
+    from .plot import plot_run
 
     click.echo(f"wrote {plot_run(run_dir)}")
 
@@ -498,7 +498,7 @@ def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], ma
           backend: str | None) -> None:
     """Draw a picture of a spec's model; shared layers show each call's node."""
     from .build import build as build_model
-    from .picture import to_dot, write_picture
+    from .graph import to_dot, write_picture
 
     _check_output(output, ".dot, .svg or .png", {"the spec": spec})
     built = build_model(_prepare(spec, overrides, backend), compile=False, max_params=max_params)

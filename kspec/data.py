@@ -27,7 +27,7 @@ import numpy as np
 from .arrays import StoredArray, chunks, memory_bytes, read_npy_folder, read_npz_arrays
 from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
-from .spec.graph import call_inputs
+from .spec.calls import call_inputs
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref
 
 BINARY, CATEGORICAL, SPARSE, REGRESSION = "binary", "categorical", "sparse", "regression"

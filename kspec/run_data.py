@@ -15,7 +15,7 @@ from .build import build
 from .data import Dataset, check_training_data, load_npz, synthetic
 from .distributed import off_the_distribution, shard
 from .feed import batch_stream
-from .infer import model_errors
+from .run_errors import model_errors
 from .run_settings import RunSettings
 from .spec.model import ModelDef
 

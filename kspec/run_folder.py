@@ -33,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import curves
+from . import plot
 from .errors import KspecError, RunError, fail
 from .files import check_output, save_model, write_text
 from .run_settings import RunSettings, settings_problem
@@ -155,7 +155,7 @@ class RunFolder:
 
     def read_history(self) -> list[dict[str, float]]:
         path = self.path / "history.csv"
-        return curves.read_history(path) if path.exists() else []
+        return plot.read_history(path) if path.exists() else []
 
     def history_until(self, epoch: int) -> list[dict[str, float]]:
         """The history's rows up to `epoch`, refused unless it has every one of them."""

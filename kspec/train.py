@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, curves
+from . import __version__, plot
 from .backend import Cluster, import_keras, stderr_silenced
 from .build import build, check_activation_memory, deep_graphs, keras_errors, load_weights
 from .callbacks import run_callbacks
@@ -29,7 +29,7 @@ from .distributed import fingerprint, shared_seed, use_data_parallel
 from .errors import Diagnostic, Interrupted, Location, RunError, fail
 from .feed import reading
 from .files import save_model
-from .infer import model_errors
+from .run_errors import model_errors
 from .run_data import batch_streams, run_data
 from .run_folder import DAMAGED_HINT, RunFolder
 from .run_settings import RunSettings
@@ -227,8 +227,8 @@ def _fit(keras: Any, spec: ModelDef, run: _Run, call: _Call) -> TrainResult:
         _fit_model(keras, spec, run, call.verbose, callbacks)
     seconds = time.monotonic() - started
     checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
-    if history and curves.available():  # an optional extra; training never needs it
-        curves.plot(history, folder.path / "curves.png", title=folder.path.name)
+    if history and plot.available():  # an optional extra; training never needs it
+        plot.plot(history, folder.path / "curves.png", title=folder.path.name)
     # A signal that came after the last epoch finished stops nothing: the run completes.
     if call.stop.signal is not None and settings.epochs_completed < settings.epochs:
         settings.status = "interrupted"

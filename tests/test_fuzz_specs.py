@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from kspec import catalogue
 from kspec.errors import KspecError
-from kspec.smoke import smoke_test
+from kspec.check import smoke_test
 from kspec.spec import validate
 
 CATALOGUE = catalogue.load()

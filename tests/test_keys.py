@@ -62,7 +62,7 @@ def _spec_with(form: str, key: str, value: Any) -> tuple[dict[str, Any], dict[st
 def _check(tmp_path: Path, spec: dict[str, Any]) -> tuple[list[Any], list[str], str]:
     """The parser's errors, the schema's errors and the spec's YAML text.
 
-    The parser, not validate: what names refer to is check.py's business, not the keys'.
+    The parser, not validate: what names refer to is semantics.py's business, not the keys'.
     """
     (tmp_path / "encoder.yaml").write_text(yaml.safe_dump(_base()))
     (tmp_path / "encoder.keras").write_bytes(b"")  # named only: validate does not read weights

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from kspec.cli import main
 from kspec.errors import Diagnostic, Location, source_window
-from kspec.smoke import CheckResult, junit_xml
+from kspec.check import CheckResult, junit_xml
 
 # A screen: no printed line longer than this, and not much more than a page.
 LONGEST_LINE = 700

@@ -506,7 +506,7 @@ MEASURE = textwrap.dedent("""
     import numpy as np
     from kspec.build import build
     from kspec.files import save_model
-    from kspec.infer import predict
+    from kspec.predict import predict
     from kspec.spec import read_spec
 
     folder = Path(sys.argv[1])

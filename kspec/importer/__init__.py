@@ -18,15 +18,15 @@ nothing is dropped silently.
 
 The pipeline, one module a step:
 
-    load.py       a .keras file, checked by kspec.modelfile, loaded in safe mode
-    models.py     model, sub-models, Sequential lists -> a spec dict
-    calls.py      one graph's calls, what each was given, in file order
-    naming.py     edge and tensor names, `in:` references, repeats
-    arguments.py  layer configs -> spec arguments, defaults left out
-    compiled.py   optimizer, loss, loss_weights, metrics
-    values.py     comparing and showing config values
-    render.py     the spec dict -> YAML text
-    context.py    Keras, the catalogue and the error location one import shares
+    load_model.py   a .keras file, checked by kspec.modelfile, loaded in safe mode
+    model_writer.py model, sub-models, Sequential lists -> a spec dict
+    call_graph.py   one graph's calls, what each was given, in file order
+    naming.py       edge and tensor names, `in:` references, repeats
+    layer_args.py   layer configs -> spec arguments, defaults left out
+    compiled.py     optimizer, loss, loss_weights, metrics
+    values.py       comparing and showing config values
+    render.py       the spec dict -> YAML text
+    context.py      Keras, the catalogue and the error location one import shares
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import Any
 from .. import catalogue
 from ..backend import import_keras
 from .context import Context
-from .load import load_model_file
-from .models import ModelWriter
+from .load_model import load_model_file
+from .model_writer import ModelWriter
 from .render import render
 
 __all__ = ["from_model", "import_file"]

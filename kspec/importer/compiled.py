@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..spec.parse import _snake_case
-from .arguments import ArgumentWriter
+from .layer_args import ArgumentWriter
 from .context import Context
 from .values import MISSING, default_config, same, shortest_float32, shown
 

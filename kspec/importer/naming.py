@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ..spec.parse import NAME_PATTERN
-from .calls import Call, is_tensor, tensor_key
+from .call_graph import Call, is_tensor, tensor_key
 
 __all__ = ["name_calls", "references", "tensor_names", "with_repeats"]
 

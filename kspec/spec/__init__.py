@@ -8,7 +8,7 @@ from typing import Sequence
 import yaml
 
 from ..errors import Diagnostic, SpecError
-from .check import check_model
+from .semantics import check_model
 from .load import gc_paused, parse_text, to_python
 from .model import ModelDef
 from .overrides import apply_overrides

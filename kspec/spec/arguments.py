@@ -140,7 +140,7 @@ def _short(text: str, limit: int = 60) -> str:
 
 # ----------------------------------------------------------------- by name
 def _check_activation(node: YNode, arg: str, owner: str) -> Iterator[Diagnostic]:
-    """An activation is a name (checked in check.py) or null; a layer there would escape the model."""
+    """An activation is a name (checked in semantics.py) or null; a layer there would escape the model."""
     if isinstance(node, YScalar) and (node.value is None or isinstance(node.value, str)):
         return
     yield Diagnostic(node.loc, f"argument '{arg}' of {owner} takes the name of an activation function, "
@@ -153,7 +153,7 @@ def _check_object(node: YNode, arg: str, owner: str, known: dict[str, Any], grou
     what = group[:-1]
     example = known["strings"][0] if known["strings"] else "null"
     if isinstance(node, YScalar) and isinstance(node.value, str) and group != "initializers":
-        names = known["strings"] + list(known["classes"])  # initializer names are checked in check.py
+        names = known["strings"] + list(known["classes"])  # initializer names are checked in semantics.py
         if node.value not in names:
             yield Diagnostic(node.loc, f"unknown {what} '{node.value}' for {owner}{did_you_mean(node.value, names)}",
                              f"{group}: {', '.join(known['strings'])}, or a class with its arguments")

@@ -2,7 +2,7 @@
 
 Structure means: which keys exist, what type each value has, names that are
 well formed, includes that resolve. Whether names refer to anything, and
-whether layer classes and arguments exist in Keras, is check.py's job.
+whether layer classes and arguments exist in Keras, is semantics.py's job.
 
 Which keys each mapping allows is declared in keys.py; what each key means
 is read here, by the parse method of its mapping.
@@ -262,7 +262,7 @@ class Parser:
         sub = Parser(stack + (path,), self.state)
         model = sub.parse_file(Path(display_path(path)), name=None)
         if model is not None:  # an included file is checked as a whole, as if validated alone
-            from .check import check_model
+            from .semantics import check_model
 
             sub.diagnostics.extend(check_model(model))
         self.diagnostics.extend(sub.diagnostics)

@@ -32,7 +32,7 @@ def test_plot_of_a_folder_without_history(tmp_path):
 
 
 def test_missing_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
-    from kspec import curves
+    from kspec import plot as curves
 
     (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n")
     monkeypatch.setattr(curves, "available", lambda: False)

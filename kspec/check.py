@@ -88,7 +88,7 @@ def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None
     The model's parameter count goes into `result` once it is built.
     """
     from .build import build, check_activation_memory, import_keras
-    from .infer import model_errors
+    from .run_errors import model_errors
     from .spec import read_spec
 
     spec, _ = read_spec(path, overrides)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .arguments import check_layer_arguments
-from .graph import call_inputs
+from .calls import call_inputs
 from .compile_settings import check_compile
 from .load import YMap, YNode, YScalar, maps_within, to_python
 from .model import LayerDef, ModelDef, Ref, refs_in

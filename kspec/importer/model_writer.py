@@ -3,8 +3,8 @@
 Walks a model and its sub-models, checks what a spec can hold at model level
 (classes, names, a layer owned by one model, frozen and dict-output models),
 and puts the pieces together: inputs from the input layers, edges from the
-calls that calls.py reads and naming.py names, layer arguments from
-arguments.py, compile settings from compiled.py. The result is a plain dict
+calls that call_graph.py reads and naming.py names, layer arguments from
+layer_args.py, compile settings from compiled.py. The result is a plain dict
 in spec order, which render.py writes as text.
 """
 
@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
-from .arguments import ArgumentWriter
-from .calls import GraphReader, tensor_key
+from .layer_args import ArgumentWriter
+from .call_graph import GraphReader, tensor_key
 from .compiled import CompileWriter
 from .context import Context
 from .naming import name_calls, references, tensor_names, with_repeats

@@ -9,10 +9,10 @@ from functools import lru_cache
 import pytest
 from conftest import SPECS
 
-from kspec import picture
+from kspec import graph as picture
 from kspec.build import build
 from kspec.errors import RunError
-from kspec.picture import to_dot, write_picture
+from kspec.graph import to_dot, write_picture
 from kspec.spec import read_spec
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")

@@ -21,8 +21,8 @@ from typing import Any
 from .build import Built
 from .errors import RunError, fail
 from .files import atomic_path, write_text
-from .probe import calls, shape_text
-from .spec.graph import node_indices
+from .inspection import calls, shape_text
+from .spec.calls import node_indices
 
 _HEADER = [
     "  graph [rankdir=TB, fontname=Helvetica, fontsize=11];",

@@ -24,8 +24,8 @@ import numpy as np
 from .build import Built, deep_graphs
 from .data import Dataset
 from .errors import KspecError, RunError, did_you_mean, fail
-from .infer import model_errors
-from .spec.graph import call_inputs, node_indices
+from .run_errors import model_errors
+from .spec.calls import call_inputs, node_indices
 from .spec.model import Ref
 
 
