@@ -377,9 +377,8 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
 @model_options
 @handle_errors
-def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every: bool, data: Path | None,
-            synthetic_n: int | None, weights: Path | None, seed: int, output: Path | None, batch_size: int,
-            as_json: bool, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+def inspect(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...], max_params: int,
+            backend: str | None, **values: Any) -> None:
     """Show every layer call, or compute the output of one.
 
     Without --layer, --tensor or --all: a table of every call in the model,
@@ -392,33 +391,33 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
     from .build import build as build_model
     from .build import import_keras
 
-    chosen = [flag for flag, value in (("--layer", layer), ("--tensor", tensor), ("--all", every)) if value]
-    if len(chosen) > 1:
-        raise click.UsageError(f"give one of --layer, --tensor and --all, not {' and '.join(chosen)}")
-    if chosen and (data is None) == (synthetic_n is None):
-        raise click.UsageError("give exactly one of --data FILE.npz and --synthetic N")
-    _check_output(output, ".npz", {"the spec": spec, "the --weights file": weights, "the --data file": data})
+    request = inspection.InspectRequest(**values)
+    problem = request.usage_problem()
+    if problem:
+        raise click.UsageError(problem)
+    _check_output(output, ".npz", {"the spec": spec, "the --weights file": request.weights,
+                                   "the --data file": request.data})
 
     model_def = _prepare(spec, overrides, backend)
     keras = import_keras()
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(request.seed)
     built = build_model(model_def, max_params=max_params)
-    if not chosen:
+    if not request.chosen():
         rows = inspection.calls(built)
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else inspection.format_table(rows))
         return
-    if layer is not None:
-        targets = [inspection.resolve_layer(built, layer, node)]
-    elif tensor is not None:
-        targets = [inspection.resolve_tensor(built, tensor)]
+    if request.layer is not None:
+        targets = [inspection.resolve_layer(built, request.layer, request.node)]
+    elif request.tensor is not None:
+        targets = [inspection.resolve_tensor(built, request.tensor)]
     else:
         targets = inspection.all_targets(built)
-    if weights is not None:
+    if request.weights is not None:
         from .build import load_weights
 
-        load_weights(built.model, weights, Location(str(weights)))
-    dataset = _inspect_data(model_def, built, data, synthetic_n, seed)
-    results = inspection.compute(built, targets, dataset, output, batch_size)
+        load_weights(built.model, request.weights, Location(str(request.weights)))
+    dataset = _inspect_data(model_def, built, request)
+    results = inspection.compute(built, targets, dataset, output, request.batch_size)
     if as_json:
         click.echo(json.dumps({"output": str(output) if output else None, "results": results}, indent=2))
         return
@@ -428,16 +427,16 @@ def inspect(spec: Path, layer: str | None, node: int, tensor: str | None, every:
         click.echo(f"wrote {output} ({', '.join(results)})")
 
 
-def _inspect_data(model_def: Any, built: Any, data: Path | None, synthetic_n: int | None, seed: int) -> Any:
+def _inspect_data(model_def: Any, built: Any, request: Any) -> Any:
     import numpy as np
 
     from .data import Dataset, load_npz, synthetic_inputs
 
-    if data is not None:
-        return load_npz(data, model_def, built.output_shapes(), need_targets=False, stream=True)  # read batch by batch
-    assert synthetic_n is not None
-    inputs = synthetic_inputs(model_def, synthetic_n, np.random.default_rng(seed))
-    return Dataset(inputs, {}, f"synthetic data ({synthetic_n} samples, seed {seed})")
+    if request.data is not None:  # read batch by batch
+        return load_npz(request.data, model_def, built.output_shapes(), need_targets=False, stream=True)
+    assert request.synthetic_n is not None
+    inputs = synthetic_inputs(model_def, request.synthetic_n, np.random.default_rng(request.seed))
+    return Dataset(inputs, {}, f"synthetic data ({request.synthetic_n} samples, seed {request.seed})")
 
 
 @main.command()

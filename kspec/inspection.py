@@ -29,6 +29,35 @@ from .spec.calls import call_inputs, node_indices
 from .spec.model import Ref
 
 
+@dataclass(frozen=True)
+class InspectRequest:
+    """What `kspec inspect` computes (a layer's call, a tensor, every call, or nothing: the table) and on what."""
+
+    layer: str | None = None
+    node: int = 0
+    tensor: str | None = None
+    every: bool = False
+    data: Path | None = None
+    synthetic_n: int | None = None
+    weights: Path | None = None  # trained weights; else a fresh initialisation from `seed`
+    seed: int = 0
+    batch_size: int = 32
+
+    def chosen(self) -> list[str]:
+        """The options that ask for outputs: at most one may be given."""
+        asked = (("--layer", self.layer), ("--tensor", self.tensor), ("--all", self.every))
+        return [flag for flag, value in asked if value]
+
+    def usage_problem(self) -> str | None:
+        """Why these options cannot go together, or None."""
+        chosen = self.chosen()
+        if len(chosen) > 1:
+            return f"give one of --layer, --tensor and --all, not {' and '.join(chosen)}"
+        if chosen and (self.data is None) == (self.synthetic_n is None):
+            return "give exactly one of --data FILE.npz and --synthetic N"
+        return None
+
+
 @dataclass
 class Call:
     """One call of a layer: one row of the inspect table."""

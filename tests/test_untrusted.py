@@ -482,11 +482,11 @@ def test_an_hdf5_model_with_a_keras_zip_appended_is_refused_by_its_name(saved, t
 
 def test_a_safe_mode_refusal_quotes_what_keras_refused(saved, tmp_path, monkeypatch):
     """Past kspec's own checks (switched off here), Keras's safe-mode refusal is reported as Keras worded it."""
-    from kspec import importer
+    from kspec.importer import load_model
     from kspec.modelfile import CheckedModelFile
 
     path, marker = _make(next(case for case in CASES if case[0] == "tfsm_layer.keras"), saved, tmp_path)
-    monkeypatch.setattr(importer, "check_model_file", lambda path: CheckedModelFile(Path(path), None))
+    monkeypatch.setattr(load_model, "check_model_file", lambda path: CheckedModelFile(Path(path), None))
     output = tmp_path / "imported.yaml"
     result = CliRunner().invoke(main, ["import", str(path), "-o", str(output)])
     assert result.exit_code == 1, result.output
