@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..spec.parse import _snake_case
+from ..spec.submodels import _snake_case
 from .layer_args import ArgumentWriter
 from .context import Context
 from .values import MISSING, default_config, same, shortest_float32, shown

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import catalogue as catalogue_module
 from ..build import keras_message
-from ..spec.parse import _snake_case
+from ..spec.submodels import _snake_case
 from .context import Context
 from .values import MISSING, default_config, jsonable, same, shown
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..spec.parse import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, _snake_case
+from ..spec.keys import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN
+from ..spec.submodels import _snake_case
 from .layer_args import ArgumentWriter
 from .call_graph import GraphReader, tensor_key
 from .compiled import CompileWriter
