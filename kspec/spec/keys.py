@@ -8,9 +8,10 @@ From these declarations come:
 - the key tables of docs/spec.md, between `<!-- keys:PLACE -->` and
   `<!-- /keys -->` (`python -m kspec.spec.keys --write-docs` rewrites them).
 
-What a key means (its checks beyond its type, what it builds) stays in its
-parse method in parse.py: adding a key is one declaration here plus its
-semantics there. KEYS is in hint order: the pinned messages of
+What a key means (its checks beyond its type, what it builds) stays in the
+parse function of its mapping (parse.py and the modules beside it: inputs.py,
+edges.py, layer_defs.py, submodels.py, settings.py): adding a key is one
+declaration here plus its semantics there. KEYS is in hint order: the pinned messages of
 tests/specs/invalid list the allowed keys in this order.
 
 This module is on `kspec validate`'s path: it imports nothing heavy.
