@@ -189,6 +189,13 @@ def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PA
     return built
 
 
+def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PARAMS) -> Built:
+    """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
+    built = build(spec, max_params=max_params)
+    load_weights(built.model, weights, Location(str(weights)))
+    return built
+
+
 def layer_calls(spec: ModelDef) -> int:
     """How many layer calls a spec makes, its sub-models' included."""
     calls = sum(max(1, len(edge.layer_names())) for edge in spec.edges) + len(spec.sequence)

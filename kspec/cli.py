@@ -266,9 +266,10 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
     Ctrl-C stops after the current batch and keeps the last finished epoch;
     --resume continues from there.
     """
-    from .train_options import DistributedOptions, TrainOptions, from_values
+    from .train_options import DistributedOptions, TrainOptions, from_values, unclaimed
 
     # Every other option is a TrainOptions or DistributedOptions field, gathered and checked in one place.
+    assert not unclaimed(values, TrainOptions, DistributedOptions), unclaimed(values, TrainOptions, DistributedOptions)
     options = from_values(TrainOptions, values)
     problem = options.usage_problem()
     if problem is not None:

@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .build import DEFAULT_MAX_PARAMS, Built, build, load_weights
+from .build import DEFAULT_MAX_PARAMS, load_trained
 from .data import load_npz
-from .errors import Location
 from .run_errors import model_errors
 from .spec.model import ModelDef
-
-
-def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PARAMS) -> Built:
-    """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
-    built = build(spec, max_params=max_params)
-    load_weights(built.model, weights, Location(str(weights)))
-    return built
 
 
 def evaluate(spec: ModelDef, weights: Path, data: Path, batch_size: int = 32,

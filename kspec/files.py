@@ -176,12 +176,6 @@ def write_text(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-
-
 def save_model(model: Any, path: Path) -> None:
     """Save a Keras model to `path` through a temporary file and a rename."""
     optimizer = getattr(model, "optimizer", None)

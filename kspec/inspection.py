@@ -31,17 +31,20 @@ from .spec.model import Ref
 
 @dataclass(frozen=True)
 class InspectRequest:
-    """What `kspec inspect` computes (a layer's call, a tensor, every call, or nothing: the table) and on what."""
+    """What `kspec inspect` computes (a layer's call, a tensor, every call, or nothing: the table) and on what.
 
-    layer: str | None = None
-    node: int = 0
-    tensor: str | None = None
-    every: bool = False
-    data: Path | None = None
-    synthetic_n: int | None = None
-    weights: Path | None = None  # trained weights; else a fresh initialisation from `seed`
-    seed: int = 0
-    batch_size: int = 32
+    No defaults here: the command line's options are the one place they are set.
+    """
+
+    layer: str | None
+    node: int
+    tensor: str | None
+    every: bool
+    data: Path | None
+    synthetic_n: int | None
+    weights: Path | None  # trained weights; else a fresh initialisation from `seed`
+    seed: int
+    batch_size: int
 
     def chosen(self) -> list[str]:
         """The options that ask for outputs: at most one may be given."""

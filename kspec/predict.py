@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import DEFAULT_MAX_PARAMS
+from .build import DEFAULT_MAX_PARAMS, load_trained
 from .data import load_npz
-from .evaluate import load_trained
 from .files import NpzWriter
 from .run_errors import model_errors
 from .spec.model import ModelDef

@@ -23,7 +23,7 @@ from .spec.model import ModelDef
 def run_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]],
              cluster: Cluster | None = None) -> tuple[Dataset, Dataset | None]:
     """The run's training and validation data (this process's share), checked against its batch size."""
-    dataset = make_data(spec, settings, student_shapes, cluster)
+    dataset = _make_data(spec, settings, student_shapes, cluster)
     validation = None
     if settings.val_data is not None:
         validation = load_npz(settings.val_data, spec, student_shapes, stream=settings.stream)
@@ -32,7 +32,7 @@ def run_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tu
     return dataset, validation
 
 
-def make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]],
+def _make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, tuple[Any, ...]],
               cluster: Cluster | None = None) -> Dataset:
     """The training data; in a distributed run, this process's share of it."""
     if settings.data is not None:

@@ -77,3 +77,9 @@ class DistributedOptions:
 def from_values(kind: type[Options], values: Mapping[str, Any]) -> Options:
     """Options of `kind` from a command's values: those named as its fields (the rest are another's)."""
     return kind(**{field.name: values[field.name] for field in fields(kind) if field.name in values})
+
+
+def unclaimed(values: Mapping[str, Any], *kinds: type) -> list[str]:
+    """The command's values that no field of `kinds` takes: an option added without its field."""
+    claimed = {field.name for kind in kinds for field in fields(kind)}
+    return sorted(set(values) - claimed)

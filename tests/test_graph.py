@@ -9,7 +9,7 @@ from functools import lru_cache
 import pytest
 from conftest import SPECS
 
-from kspec import graph as picture
+from kspec import graph
 from kspec.build import build
 from kspec.errors import RunError
 from kspec.graph import to_dot, write_picture
@@ -156,7 +156,7 @@ def test_text_is_the_same_for_every_build():
 
 
 def test_quotes_and_backslashes_are_escaped():
-    assert picture._quote('a "b" \\ c\nd') == '"a \\"b\\" \\\\ c\\nd"'
+    assert graph._quote('a "b" \\ c\nd') == '"a \\"b\\" \\\\ c\\nd"'
 
 
 # ------------------------------------------------------------------ writing

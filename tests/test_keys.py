@@ -188,3 +188,13 @@ def test_the_parser_and_the_schema_agree_on_model_names(tmp_path, monkeypatch, n
     _, diagnostics = parse("named.yaml")
     assert (not [d for d in diagnostics if d.is_error]) is valid
     assert VALIDATOR.is_valid(spec) is valid
+
+
+def test_every_compile_key_declared_is_one_the_parser_keeps():
+    # A compile key declared in keys.py but missing from CompileDef would pass the unknown-key check
+    # and then be dropped by parse_compile without a word.
+    from kspec.spec.keys import top_only_keys
+    from kspec.spec.settings import COMPILE_KEYS
+
+    compile_keys = {key.name for key in top_only_keys() if key.top_only.startswith("move compile settings")}
+    assert compile_keys == set(COMPILE_KEYS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..spec.submodels import _snake_case
+from ..spec.keys import snake_case
 from .layer_args import ArgumentWriter
 from .context import Context
 from .values import MISSING, default_config, same, shortest_float32, shown
@@ -119,7 +119,7 @@ class CompileWriter:
                 item = shortest_float32(item)
             args[key] = self.arguments.value(item, f"'{key}' of the {what}")
         if not args and what == "optimizer":  # compile() turns a name into the same object
-            for name in (class_name.lower(), _snake_case(class_name)):
+            for name in (class_name.lower(), snake_case(class_name)):
                 if name in self.catalogue["optimizers"]["strings"]:
                     return name
         return {class_name: args}  # a loss or metric object stays an object, as in the compile config

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import catalogue as catalogue_module
 from ..build import keras_message
-from ..spec.submodels import _snake_case
+from ..spec.keys import snake_case
 from .context import Context
 from .values import MISSING, default_config, jsonable, same, shown
 
@@ -172,7 +172,7 @@ class ArgumentWriter:
         args = {key: self.value(value, what) for key, value in config.items()
                 if not same(fresh.get(key, MISSING), value)}
         if not args:
-            name = _snake_case(cls.__name__)
+            name = snake_case(cls.__name__)
             try:
                 if type(module.get(name)) is cls:
                     return name

@@ -13,8 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..spec.keys import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN
-from ..spec.submodels import _snake_case
+from ..spec.keys import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, snake_case
 from .layer_args import ArgumentWriter
 from .call_graph import GraphReader, tensor_key
 from .compiled import CompileWriter
@@ -185,7 +184,7 @@ class ModelWriter:
                 raise self.refuse(f"'{where}' is a model inside Sequential model '{path}'; a spec's sequential "
                                   "list holds layers only", "make the outer model functional")
             class_name, args = next(iter(self.arguments.layer_def(layer, where, frozen).items()))
-            base = _snake_case(class_name)
+            base = snake_case(class_name)
             automatic = base if counts.get(base, 0) == 0 else f"{base}_{counts[base]}"
             if layer.name == automatic:
                 counts[base] = counts.get(base, 0) + 1

@@ -28,6 +28,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A model's own name may be any one line without '/' (Keras's applications
 # have names such as mobilenetv2_1.00_224); it never becomes a Python name.
 MODEL_NAME_PATTERN = re.compile(r"[^/\x00-\x1f]+")
+
+
+def snake_case(name: str) -> str:
+    """Keras's layer-name style, which default names follow: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool", "string")
 MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from ..errors import Location
 from .inputs import parse_inputs
-from .keys import key_names, top_only_keys
+from .keys import key_names, snake_case, top_only_keys
 from .layer_defs import parse_layer_def
 from .load import YMap, YNode, YScalar, YSeq, type_name
 from .model import LayerDef, ModelDef
@@ -43,7 +42,7 @@ def parse_sequential(parser: Parser, tree: YMap, name: str, file: str) -> ModelD
             layer_name = layer.args.get("name")
             if not isinstance(layer_name, str):
                 # Keras's own naming, counted within this model: conv2d, conv2d_1, ...
-                base = _snake_case(layer.class_name)
+                base = snake_case(layer.class_name)
                 count = counts.get(base, 0)
                 counts[base] = count + 1
                 layer_name = base if count == 0 else f"{base}_{count}"
@@ -111,9 +110,3 @@ def parse_weights(parser: Parser, node: YNode | None, file: str) -> tuple[str | 
         return None, None
     path = parser.referenced_file(node, file, "weights", "give the path of a .keras file")
     return (display_path(path), node.loc) if path is not None else (None, None)
-
-
-def _snake_case(name: str) -> str:
-    """Keras's layer-name style: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
