@@ -13,10 +13,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .build import graph_location, run_message, stack_location
-from .errors import KspecError, Location, SpecError, fail
+from .errors import MAX_MESSAGE, KspecError, Location, SpecError, fail, shorten
 from .spec.model import ModelDef
-
-MAX_MESSAGE = 600  # characters of Keras's message shown (TensorFlow's can run to pages)
 
 
 @contextmanager
@@ -32,8 +30,7 @@ def model_errors(spec: ModelDef, doing: str) -> Iterator[None]:
         raise
     except Exception as exc:  # ValueError, TypeError, TensorFlow's errors, ...
         message = run_message(exc)
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + " ..."
+        message = shorten(message, MAX_MESSAGE)  # TensorFlow's can run to pages
         where = graph_location(spec, str(exc)) or blamed_layer(spec, message)
         if where == spec.loc:  # the message names no layer: the innermost one being called, if any
             where = stack_location(spec, exc.__traceback__) or where
