@@ -2,7 +2,8 @@
 
 `catalogue.json` lists every layer class of `keras.layers` with the arguments
 its constructor accepts and those it requires, the kind of value each argument
-takes (see `KINDS`), the arguments its `call` accepts, and the names (and
+takes (see `KINDS`), the arguments its `call` accepts, the classes that can be
+adapted to data (`adapt`), and the names (and
 classes, with their arguments' kinds) that optimizers, losses, metrics,
 activations, initializers, regularizers and constraints can be given by. It is generated from the installed Keras by
 `python -m kspec.catalogue`; a test regenerates it and compares, so it cannot
@@ -149,9 +150,13 @@ def _accepted_arguments(cls: type, base: type) -> tuple[list[str], list[str], li
 
 
 def _call_arguments(cls: type) -> dict[str, Any]:
+    """The keywords a layer's call takes, and the kind of those with a constant default (a spec's `call:`)."""
     params = list(inspect.signature(cls.call).parameters.values())[1:]
+    named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    kinds = {p.name: _default_kind(p.default) for p in named if p.default is not p.empty}
     return {
-        "params": [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)],
+        "params": [p.name for p in named],
+        "kinds": {name: kind for name, kind in kinds.items() if kind not in (None, "None")},
         "var_keyword": any(p.kind is p.VAR_KEYWORD for p in params),
     }
 
@@ -223,6 +228,8 @@ def generate() -> dict[str, Any]:
     return {
         "keras_version": keras.__version__,
         "layers": layers,
+        # Preprocessing layers a spec may mark `adapt: true` (fitted to the training data).
+        "adaptable": sorted(name for name in layers if callable(getattr(getattr(keras.layers, name), "adapt", None))),
         "optimizers": _identifiers(keras.optimizers, keras.optimizers.get,
                                    keras.optimizers.Optimizer),
         "losses": losses,
