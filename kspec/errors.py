@@ -26,6 +26,9 @@ class Location:
     file: str
     line: int = 0
     column: int = 0
+    # Where a block's text is used: the block calls that expanded it, innermost
+    # first. An error inside a block is shown at the block's line and noted at each call.
+    via: tuple[Location, ...] = ()
 
     def __str__(self) -> str:
         if self.line <= 0:
@@ -49,14 +52,14 @@ class Diagnostic:
     def format(self, with_source: bool = True) -> str:
         """The message as a compiler prints it, with the source line and a caret."""
         lines = [f"{self.location}: {self.severity}: {shorten(self.message, MAX_MESSAGE)}"]
-        source_line = read_source_line(self.location) if with_source else None
-        if source_line is not None:
-            number = str(self.location.line)
-            shown, caret = source_window(source_line, self.location.column)
-            lines.append(f" {number} | {shown}")
-            lines.append(f" {' ' * len(number)} | {' ' * caret}^")
+        if with_source:
+            lines += quoted(self.location)
         if self.hint:
             lines.append(f"  hint: {shorten(self.hint, MAX_MESSAGE)}")
+        for call in self.location.via:
+            lines.append(f"  note: in the block called at {call}")
+            if with_source:
+                lines += quoted(call)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -67,6 +70,7 @@ class Diagnostic:
             "severity": self.severity,
             "message": self.message,
             "hint": self.hint,
+            **({"via": [str(call) for call in self.location.via]} if self.location.via else {}),
         }
 
 
@@ -74,6 +78,16 @@ class Diagnostic:
 # the line of the file or the value the message echoes.
 MAX_MESSAGE = 600
 SOURCE_WIDTH = 100
+
+
+def quoted(location: Location) -> list[str]:
+    """The source line a location points at, with a caret under its column; [] when unavailable."""
+    source_line = read_source_line(location)
+    if source_line is None:
+        return []
+    number = str(location.line)
+    shown, caret = source_window(source_line, location.column)
+    return [f" {number} | {shown}", f" {' ' * len(number)} | {' ' * caret}^"]
 
 
 def shorten(text: str, limit: int) -> str:
