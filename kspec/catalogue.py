@@ -5,7 +5,8 @@ its constructor accepts and those it requires, the kind of value each argument
 takes (see `KINDS`), the arguments its `call` accepts, the classes that can be
 adapted to data (`adapt`), and the names (and
 classes, with their arguments' kinds) that optimizers, losses, metrics,
-activations, initializers, regularizers and constraints can be given by. It is generated from the installed Keras by
+activations, initializers, regularizers and constraints can be given by,
+and the callbacks' classes with their arguments. It is generated from the installed Keras by
 `python -m kspec.catalogue`; a test regenerates it and compares, so it cannot
 silently drift from the Keras that builds the models.
 """
@@ -203,6 +204,10 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
     return {"strings": strings, "classes": classes, "kinds": kinds}
 
 
+def _no_name(name: str) -> None:
+    raise ValueError(name)  # keras.callbacks has no get(): no callback is named by a string
+
+
 def generate() -> dict[str, Any]:
     """Build the catalogue from the installed Keras."""
     import keras
@@ -238,6 +243,9 @@ def generate() -> dict[str, Any]:
         "initializers": _identifiers(keras.initializers, keras.initializers.get, keras.initializers.Initializer),
         "regularizers": _identifiers(keras.regularizers, keras.regularizers.get, keras.regularizers.Regularizer),
         "constraints": _identifiers(keras.constraints, keras.constraints.get, keras.constraints.Constraint),
+        # Callbacks are named by class only; which of them a spec may use is kspec's choice (spec/callbacks.py).
+        "callbacks": {key: value for key, value in _identifiers(
+            keras.callbacks, _no_name, keras.callbacks.Callback).items() if key != "strings"},
     }
 
 
