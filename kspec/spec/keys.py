@@ -36,9 +36,14 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool", "string")
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")  # Keras's mixed-precision dtype policies
 MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
 # Larger repeats are refused: Keras cannot build such a deep chain anyway.
 MAX_REPEAT = 1000
+# The blocks a spec calls expand to at most this many YAML values in all (as
+# many as a whole spec file may hold, see load.MAX_NODES): a block of many
+# layers repeated 1,000 times, by a block repeated 1,000 times, is refused.
+MAX_BLOCK_VALUES = 200_000
 
 # Forms a mapping in a spec takes. The JSON Schema checks each form apart; the
 # parser checks a place (PLACES) as a whole and leaves the forms to its methods.
@@ -46,6 +51,9 @@ SPEC = "spec"  # the top level of a spec file
 FUNCTIONAL, SEQUENTIAL, INCLUDED = "functional", "sequential", "included"  # sub-models
 INPUT = "input"
 DECLARED, INLINE = "declared", "inline"  # edges: `layer: NAME`, or an inline layer class
+CALL = "call"  # an edge that calls a block: `block: NAME`
+BLOCK = "block"  # a block declared under `blocks:`
+LAYER = "layer"  # a layer declared under `layers:`, beside its class
 TRAINING = "training"
 
 # Each place, as the parser and docs/spec.md name it, with its forms.
@@ -53,7 +61,9 @@ PLACES: dict[str, tuple[str, ...]] = {
     "spec": (SPEC,),
     "sub-model": (FUNCTIONAL, SEQUENTIAL, INCLUDED),
     "input": (INPUT,),
-    "edge": (DECLARED, INLINE),
+    "edge": (DECLARED, INLINE, CALL),
+    "block": (BLOCK,),
+    "layer": (LAYER,),
     "training": (TRAINING,),
 }
 
@@ -80,6 +90,10 @@ VALUE_TYPES: dict[str, dict[str, Any]] = {
 }
 PATH = {"type": "string", "minLength": 1}
 NAMES = {"type": "array", "minItems": 1, "items": ref("name")}
+# `weights: {file: ..., model: ...}`: the weights of the sub-model named `model` inside a trained file
+# (submodels.parse_weights takes its allowed keys from here).
+WEIGHTS_FROM = {"type": "object", "properties": {"file": PATH, "model": ref("name")},
+                "required": ["file", "model"], "additionalProperties": False}
 BOOLEAN = {"type": "boolean"}
 COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}
 _NUMBER = {"type": "number"}
@@ -94,7 +108,7 @@ class Key:
         where: the forms it may appear in (SPEC, FUNCTIONAL, ..., TRAINING).
         schema: the JSON Schema of its value; `ref(...)` names a shared type or
             one of the structures schema.py builds (input, edge, sub_model,
-            training, and the catalogue's layer and layer_without_name).
+            training, and the catalogue's layer, layer_without_name and declared_layer).
         value: its value in words, for the docs.
         doc: what it is for, one line, for the docs.
         example: a valid value, used by the tests in the forms of `where`.
@@ -126,17 +140,21 @@ KEYS: tuple[Key, ...] = (
     # The top level and sub-models.
     Key("name", (SPEC,), ref("model_name"),
         value="a name", doc="the model's name", example="mlp", default="the file's name"),
-    Key("description", (SPEC, *_SUB_MODEL), {"type": "string"},
+    Key("description", (SPEC, *_SUB_MODEL, BLOCK), {"type": "string"},
         value="text", doc="a free-text note; the compiler ignores it", example="a note"),
     Key("inputs", (SPEC, FUNCTIONAL, SEQUENTIAL), names_to(ref("input")),
         value="mapping: name to input", doc="the model's inputs, in order (a sequential sub-model has at most one)",
         example={"x": {"shape": [4]}}, required=(SPEC, FUNCTIONAL), narrowed={SEQUENTIAL: {"maxProperties": 1}}),
-    Key("layers", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("layer_without_name"))]},
+    Key("layers", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("declared_layer"))]},
         value="mapping: name to layer", doc="named layers that edges call (shared when called twice)",
         example={"dense": {"Dense": {"units": 2}}}),
     Key("models", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("sub_model"))]},
         value="mapping: name to sub-model", doc="sub-models: functional, sequential, or included from a file",
         example={"encoder": {"sequential": ["Flatten"]}}),
+    Key("blocks", (SPEC, FUNCTIONAL), {"anyOf": [{"type": "null"}, names_to(ref("block"))]},
+        value="mapping: name to block", doc="parameterised sub-graphs that edges call with `block:`; each call "
+        "makes new layers", example={"pair": {"inputs": "a", "edges": {"d": {"Dense": {"units": 2}}},
+                                              "outputs": "d"}}),
     Key("edges", (SPEC, FUNCTIONAL), names_to(ref("edge")),
         value="mapping: tensor name to call", doc="the calls, in file order; each one defines a tensor",
         example={"y": {"Dense": {"units": 2}, "in": "x"}}, required=(SPEC, FUNCTIONAL)),
@@ -149,9 +167,10 @@ KEYS: tuple[Key, ...] = (
     Key("include", (INCLUDED,), PATH,
         value="path of a spec file", doc="the spec file whose model this is",
         example="encoder.yaml", required=(INCLUDED,)),
-    Key("weights", _SUB_MODEL, PATH,
-        value="path of a `.keras` file", doc="the file to load the sub-model's weights from",
-        example="encoder.keras"),
+    Key("weights", _SUB_MODEL, {"anyOf": [PATH, WEIGHTS_FROM]},
+        value="path of a `.keras` file, or `{file: PATH, model: NAME}`",
+        doc="the file to load the sub-model's weights from; `model` takes them from the sub-model of that "
+            "name inside the file", example="encoder.keras"),
     Key("trainable", _SUB_MODEL, BOOLEAN,
         value="true or false", doc="false freezes the sub-model", example=False, default="true"),
     # Compile settings and training defaults: the top level only.
@@ -188,15 +207,45 @@ KEYS: tuple[Key, ...] = (
     Key("in", _EDGE, ref("call_inputs"),
         value="tensor name, list, or mapping by keyword", doc="what the layer is called on", example="x",
         default="the tensor above"),
+    Key("call", _EDGE, {"type": "object", "additionalProperties": {"type": ["boolean", "number", "string", "null"]}},
+        value="mapping: keyword to true, false, number, string or null",
+        doc="the call's other arguments, by the keywords of the layer's `call` (e.g. `training: true`)",
+        example={"training": True}),
+    Key("block", (CALL,), ref("name"),
+        value="block name", doc="a block declared under `blocks` to call: its layers are made anew",
+        example="b", required=(CALL,)),
+    Key("with", (CALL,), {"anyOf": [{"type": "object"}, {"type": "array", "minItems": 1, "items": {"type": "object"}}]},
+        value="mapping: parameter to value, or a list of them", doc="the block's parameters; a list gives "
+        "each repetition its own", example={"units": 3}, default="the block's defaults"),
     Key("layer", (DECLARED,), ref("name"),
         value="layer or sub-model name",
         doc="a layer declared under `layers`, or a sub-model, to call instead of an inline class",
         example="dense", required=(DECLARED,)),
-    Key("repeat", (INLINE,), {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT},
-        value=f"integer from 1 to {MAX_REPEAT:,}", doc="chain this many copies of the inline layer", example=2,
-        default="1"),
+    Key("repeat", (INLINE, CALL), {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT},
+        value=f"integer from 1 to {MAX_REPEAT:,}", doc="chain this many copies of the inline layer, or calls "
+        "of the block", example=2, default="1 (a block: the length of a `with` list)"),
     Key("outputs", _EDGE, NAMES,
         value="list of tensor names", doc="a name for each output of a multi-output layer", example=["y_out"]),
+    # An inline edge's layer or a declared layer, beside its class.
+    Key("adapt", (INLINE, LAYER), BOOLEAN,
+        value="true or false", doc="fit the preprocessing layer's state (`adapt`) to the training rows before "
+                                   "`kspec train` trains", example=True, default="false"),
+    # A block, under `blocks:`.
+    Key("params", (BLOCK,), {"type": "array", "uniqueItems": True, "items": ref("name")},
+        value="list of names", doc="the parameters that `$NAME` stands for in the block's edges",
+        example=["units"], default="none"),
+    Key("defaults", (BLOCK,), {"type": "object", "propertyNames": ref("name")},
+        value="mapping: parameter to value", doc="values of parameters a call may leave out",
+        example={"units": 2}, default="none"),
+    Key("inputs", (BLOCK,), {"anyOf": [ref("name"), NAMES]},
+        value="tensor name, or list of them", doc="the block's inputs, in the order a call's `in` gives them",
+        example=["a"], required=(BLOCK,)),
+    Key("edges", (BLOCK,), names_to(ref("edge")),
+        value="mapping: tensor name to call", doc="the block's calls, as a model's edges",
+        example={"d": {"Dense": {"units": 2}, "in": "a"}}, required=(BLOCK,)),
+    Key("outputs", (BLOCK,), {"anyOf": [ref("name"), NAMES]},
+        value="tensor name, or list of them", doc="the block's outputs (one, for a repeated call)",
+        example="d", required=(BLOCK,)),
     # training:
     Key("epochs", (TRAINING,), COUNT,
         value=f"integer from 1 to {MAX_COUNT:,}", doc="epochs to train", example=2, default="1"),
@@ -205,6 +254,19 @@ KEYS: tuple[Key, ...] = (
     Key("validation_split", (TRAINING,), {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
         value="number in [0, 1)", doc="the share of rows, taken from the end, held out to validate on",
         example=0.2, default="none"),
+    Key("callbacks", (TRAINING,), {"type": "array", "items": {"anyOf": [
+        {"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]}},
+        value="list of `{Class: {arguments}}`",
+        doc="Keras callbacks: EarlyStopping, ReduceLROnPlateau, TerminateOnNaN",
+        example=[{"TerminateOnNaN": {}}], default="none"),
+    Key("class_weight", (TRAINING,), {"type": "object", "propertyNames": {"pattern": "^[0-9]+$"},
+                                      "additionalProperties": {"type": "number", "minimum": 0}},
+        value="mapping: class id to weight", doc="`fit`'s class_weight (a model with one classifier output)",
+        example={0: 1.0, 1: 5.0}, default="none"),
+    Key("mixed_precision", (TRAINING,), {"enum": list(MIXED_POLICIES)},
+        value="one of " + ", ".join(MIXED_POLICIES),
+        doc="train under this Keras dtype policy; output layers stay float32", example="mixed_float16",
+        default="none (float32)"),
 )
 
 

@@ -34,6 +34,15 @@ def refs_in(inputs: CallInputs) -> Iterator[Ref]:
 
 
 @dataclass(frozen=True)
+class Constant:
+    """A non-tensor argument of a call (`call: {training: true}`): None, a bool, a number or a string."""
+
+    value: Any
+    loc: Location  # where the value is written
+    key_loc: Location  # where its keyword is written
+
+
+@dataclass(frozen=True)
 class InputDef:
     name: str
     loc: Location
@@ -51,6 +60,7 @@ class LayerDef:
     args: dict[str, Any]  # plain Python values
     arg_nodes: dict[str, tuple[Location, YNode]] = field(default_factory=dict, compare=False)
     name_loc: Location | None = None  # where a declared layer's name is written
+    adapt: bool = False  # `adapt: true`: kspec train fits its state to the training rows (kspec.adapt)
 
     @property
     def where(self) -> Location:
@@ -74,6 +84,7 @@ class Edge:
     inputs_loc: Location
     repeat: int = 1
     outputs: tuple[Ref, ...] = ()
+    constants: dict[str, Constant] = field(default_factory=dict)  # `call`: keyword -> constant
     broken: bool = False  # could not be parsed (already reported); still defines its name
 
     def layer_names(self) -> list[str]:
@@ -113,12 +124,26 @@ class CompileDef:
 
 
 @dataclass(frozen=True)
+class CallbackDef:
+    """A Keras callback of `training.callbacks`: its class and constructor arguments."""
+
+    class_name: str
+    loc: Location  # where the class name is written
+    args: dict[str, Any]
+    arg_locs: dict[str, Location] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class TrainingDef:
     """Training defaults a spec may hold; command-line flags override them."""
 
     epochs: int | None = None
     batch_size: int | None = None
     validation_split: float | None = None
+    callbacks: tuple[CallbackDef, ...] = ()
+    class_weight: dict[int, float] | None = None  # class id -> weight, for a single-output classifier
+    mixed_precision: str | None = None  # a Keras dtype policy: mixed_float16 or mixed_bfloat16
+    locs: dict[str, Location] = field(default_factory=dict, compare=False)  # where each key is written
 
 
 @dataclass(frozen=True)
@@ -143,6 +168,7 @@ class ModelDef:
     training: TrainingDef = field(default_factory=TrainingDef)
     weights: str | None = None  # path of a .keras file to load weights from
     weights_loc: Location | None = None
+    weights_model: str | None = None  # take them from the sub-model of this name inside that file
     trainable: bool | None = None
     included_from: str | None = None  # the include path as written, if any
 

@@ -12,8 +12,9 @@ from typing import Any, Iterator
 from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from .arguments import check_layer_arguments
-from .calls import call_inputs
+from .calls import call_inputs, check_call_keywords, check_wrapped, wrapped, wrappers
 from .compile_settings import check_compile
+from .fit_settings import check_training
 from .load import YMap, YNode, YScalar, maps_within, to_python
 from .model import LayerDef, ModelDef, Ref, refs_in
 
@@ -36,6 +37,7 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
             yield from check_model(sub, top=False)
     if model.kind == "broken":
         return
+    yield from check_wrapped(model)
     if model.kind == "sequential":
         yield from _check_sequential(model, catalogue)
         return
@@ -53,8 +55,12 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     yield from _check_names(model)
     yield from _check_edges(model, catalogue)
     yield from _check_outputs(model)
+    if top:
+        yield from _check_adapt(model, catalogue)
     if top and model.compile is not None:
         yield from check_compile(model, catalogue)
+    if top:
+        yield from check_training(model)
 
 
 # ------------------------------------------------------------------ layers
@@ -172,6 +178,36 @@ def _check_sequential(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Di
 
 
 # ------------------------------------------------------------------- names
+def _adapted(model: ModelDef) -> Iterator[tuple[LayerDef, int]]:
+    """Each layer of a model marked `adapt: true`, with how many times its edge repeats it."""
+    for layer in model.layers.values():
+        if layer.adapt:
+            yield layer, 1
+    for edge in model.edges:
+        if edge.layer is not None and edge.layer.adapt:
+            yield edge.layer, edge.repeat
+
+
+def _check_adapt(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    """`adapt: true` only on a class with adapt(), not repeated, and in the top-level model (kspec.adapt)."""
+    adaptable = catalogue.get("adaptable", [])
+    for layer, repeat in _adapted(model):
+        if layer.class_name in catalogue["layers"] and layer.class_name not in adaptable:
+            yield _error(layer.loc, f"{layer.class_name} cannot be adapted: it has no adapt() to fit it to data",
+                         f"'adapt: true' goes on {', '.join(adaptable)}; remove it here")
+        elif repeat > 1:
+            yield _error(layer.loc, f"a repeated {layer.class_name} cannot be adapted",
+                         "adapt one layer: drop 'repeat', or write the layers as edges of their own")
+    stack = list(model.models.values())
+    while stack:
+        sub = stack.pop()
+        stack.extend(sub.models.values())
+        for layer, _ in _adapted(sub):
+            yield _error(layer.loc, f"{layer.class_name} in sub-model '{sub.name}' is marked 'adapt: true'; "
+                         "only layers of the top-level model are adapted",
+                         "move the layer into the top-level model's edges, or give it its state as arguments")
+
+
 def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
     """Tensor names are unique, and so are the Keras layer names they imply."""
     tensors: dict[str, Location] = {}
@@ -200,6 +236,7 @@ def _check_names(model: ModelDef) -> Iterator[Diagnostic]:
 
     callables = set(model.layers) | set(model.models)
     called = {edge.target.name for edge in model.edges if edge.target is not None}
+    called |= {name for _, layer in wrappers(model) for name, _ in wrapped(layer)}  # wrapped by name
     for name in callables - called:
         loc = model.layers[name].where if name in model.layers else model.models[name].loc
         yield _warning(loc, f"'{name}' is declared but never called",
@@ -234,8 +271,7 @@ def _check_edges(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnos
                          "name the tensors it is called on, e.g. 'in: x' or 'in: [a, b]'")
         for ref in refs_in(inputs):
             yield from _check_reference(ref, edge.name, defined, all_tensors)
-        if isinstance(inputs, dict):
-            yield from _check_keywords(model, edge.layer, edge.target, inputs, edge.inputs_loc, catalogue)
+        yield from check_call_keywords(model, edge, inputs, catalogue)
         if edge.target is not None and edge.target.name in model.models:
             yield from _check_submodel_call(model.models[edge.target.name], inputs, edge.inputs_loc, edge.name)
         for ref in edge.tensor_names():
@@ -254,22 +290,6 @@ def _check_reference(ref: Ref, edge: str, defined: dict[str, Location],
         yield _error(ref.loc, f"unknown tensor '{ref.name}' in edge '{edge}'"
                      f"{did_you_mean(ref.name, defined)}",
                      "tensors are the model's inputs and the names of edges above this one")
-
-
-def _check_keywords(model: ModelDef, layer: LayerDef | None, target: Ref | None,
-                    inputs: dict[str, Any], loc: Location, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
-    if layer is None and target is not None:
-        layer = model.layers.get(target.name)
-    if layer is None or layer.class_name not in catalogue["layers"]:
-        return
-    call = catalogue["layers"][layer.class_name]["call"]
-    if call["var_keyword"]:
-        return
-    for key in inputs:
-        if key not in call["params"]:
-            yield _error(loc, f"{layer.class_name} is not called with a tensor '{key}'"
-                         f"{did_you_mean(key, call['params'])}",
-                         f"its call takes: {', '.join(call['params'])}")
 
 
 def _check_submodel_call(sub: ModelDef, inputs: Any, loc: Location, edge: str) -> Iterator[Diagnostic]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+from .fit_settings import parse_fit_settings
 from .keys import MAX_COUNT, key_names
 from .load import YMap, YNode, YScalar, to_python, type_name
 from .model import CompileDef, Setting, TrainingDef
@@ -51,4 +52,5 @@ def parse_training(parser: Parser, node: YNode | None) -> TrainingDef:
             parser.error(item.loc, f"'training.validation_split' must be a number in [0, 1), got {type_name(item)}")
         else:
             values["validation_split"] = float(value)
-    return TrainingDef(**values)
+    values.update(parse_fit_settings(parser, mapping))
+    return TrainingDef(**values, locs={key: node.loc for key, _, node in mapping.items()})
