@@ -17,7 +17,7 @@ from copy import deepcopy
 from typing import Any
 
 from . import catalogue as catalogue_module
-from .spec.keys import DECLARED, INLINE, INPUT, PLACES, SPEC, TRAINING, VALUE_TYPES, keys_in, ref
+from .spec.keys import DECLARED, INLINE, INPUT, LAYER, PLACES, SPEC, TRAINING, VALUE_TYPES, keys_in, ref
 
 
 def _object(form: str) -> dict[str, Any]:
@@ -68,6 +68,17 @@ def _edge_branches(classes: list[str]) -> list[dict[str, Any]]:
     return branches
 
 
+def _declared_layer(classes: list[str]) -> dict[str, Any]:
+    """A layer under `layers:`: its class alone, or exactly one class beside the keys of LAYER (adapt)."""
+    keys = _object(LAYER)
+    return {"anyOf": [ref("layer_without_name"), {
+        **keys,
+        "properties": {**{name: {"anyOf": [{"type": "null"}, ref(f"args_without_name/{name}")]} for name in classes},
+                       **keys["properties"]},
+        "oneOf": [{"required": [name]} for name in classes],
+    }]}
+
+
 def schema() -> dict[str, Any]:
     """The schema, generated from the spec's keys and the catalogue of the installed Keras."""
     catalogue = catalogue_module.load()
@@ -96,6 +107,7 @@ def schema() -> dict[str, Any]:
                                 for name in classes},
                  "additionalProperties": False},
             ]},
+            "declared_layer": _declared_layer(classes),
             "args": arguments,
             "args_without_name": {name: {"allOf": [ref(f"args/{name}")], "not": {"required": ["name"]}}
                                   for name in classes},

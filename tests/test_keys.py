@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 
 from kspec.schema import schema
 from kspec.spec import keys as keys_module
-from kspec.spec.keys import (DECLARED, FUNCTIONAL, INCLUDED, INLINE, INPUT, KEYS, PLACES, SEQUENTIAL, SPEC,
+from kspec.spec.keys import (DECLARED, FUNCTIONAL, INCLUDED, INLINE, INPUT, KEYS, LAYER, PLACES, SEQUENTIAL, SPEC,
                              TRAINING, Key, key_names, keys_in, render_docs, table)
 from kspec.spec.parse import parse
 
@@ -52,6 +52,10 @@ def _spec_with(form: str, key: str, value: Any) -> tuple[dict[str, Any], dict[st
         mapping = spec["edges"]["y"] = {DECLARED: {"layer": "dense"}, INLINE: {"Dense": {"units": 2}}}[form]
         if form == DECLARED:
             spec["layers"] = {"dense": {"Dense": {"units": 2}}}
+    elif form == LAYER:
+        mapping = {"Dense": {"units": 2}}
+        spec["layers"] = {"dense": mapping}
+        spec["edges"]["y"] = {"layer": "dense"}
     else:
         assert form == TRAINING, f"a form this test does not know: {form}"
         mapping = spec["training"] = {}
@@ -123,7 +127,7 @@ def test_hints_list_the_keys_in_their_pinned_order():
                                  "optimizer", "loss", "loss_weights", "metrics", "training")
     assert key_names("sub-model") == ("description", "inputs", "layers", "models", "edges", "outputs",
                                       "sequential", "include", "weights", "trainable")
-    assert key_names("edge") == ("in", "layer", "repeat", "outputs")
+    assert key_names("edge") == ("in", "call", "block", "with", "layer", "repeat", "outputs", "adapt")
 
 
 def test_required_keys_are_allowed_where_required():

@@ -1,14 +1,15 @@
-"""A model's 'edges' (one layer call each: its layer, 'in', 'repeat', 'outputs') and its 'outputs' -> Edge, Ref."""
+"""A model's 'edges' (one layer call each: its layer, 'in', 'call', 'repeat', 'outputs') and its 'outputs' -> Edge, Ref."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import Location, did_you_mean
 from .keys import MAX_REPEAT, key_names
-from .layer_defs import make_layer_def
+from .layer_defs import make_layer_def, parse_adapt
 from .load import YMap, YNode, YScalar, YSeq, type_name
-from .model import CallInputs, Edge, LayerDef, Ref
+from .model import CallInputs, Constant, Edge, LayerDef, Ref
 
 if TYPE_CHECKING:
     from .parse import Parser
@@ -49,6 +50,9 @@ def parse_edge(parser: Parser, name: str, loc: Location, body: YNode) -> Edge | 
                          f"edge '{name}' has both 'layer' and the layer class '{class_keys[0]}'",
                          "call a declared layer with 'layer: NAME', or define one inline, not both")
             return None
+        if "adapt" in mapping.entries:
+            parser.error(mapping.key_loc("adapt"), f"edge '{name}' adapts the declared layer it calls",
+                         "write 'adapt: true' beside the layer's class under 'layers:'")
         if name_of(target_node) is not None:
             target = Ref(name_of(target_node), target_node.loc)
         else:
@@ -73,8 +77,10 @@ def parse_edge(parser: Parser, name: str, loc: Location, body: YNode) -> Edge | 
             parser.error(layer.arg_nodes["name"][0], f"edge '{name}' sets 'name' in its layer's arguments",
                          "an inline layer is named after its edge; rename the edge instead")
             return None
+        layer = replace(layer, adapt=parse_adapt(parser, mapping.get("adapt"), f"edge '{name}'"))
     in_node = mapping.get("in")
     inputs = parse_call_inputs(parser, in_node, name) if in_node is not None else None
+    constants = parse_constants(parser, mapping.get("call"), name, inputs)
     repeat = parse_repeat(parser, mapping.get("repeat"), name, layer is not None)
     outputs = parse_output_names(parser, mapping.get("outputs"), name)
     if repeat > 1 and outputs:
@@ -85,7 +91,7 @@ def parse_edge(parser: Parser, name: str, loc: Location, body: YNode) -> Edge | 
                      "each repeated layer is called on the previous one's output alone; drop 'repeat'")
     return Edge(name=name, loc=loc, layer=layer, target=target, inputs=inputs,
                 inputs_loc=in_node.loc if in_node is not None else loc,
-                repeat=repeat, outputs=outputs)
+                repeat=repeat, outputs=outputs, constants=constants)
 
 
 def parse_call_inputs(parser: Parser, node: YNode, edge: str) -> CallInputs:
@@ -104,6 +110,28 @@ def parse_call_inputs(parser: Parser, node: YNode, edge: str) -> CallInputs:
         return Ref(name_of(node), node.loc)
     parser.error(node.loc, f"'in' of edge '{edge}' must be a tensor name, a list or a mapping, got {type_name(node)}")
     return None
+
+
+def parse_constants(parser: Parser, node: YNode | None, edge: str, inputs: CallInputs) -> dict[str, Constant]:
+    """`call`: the call's non-tensor arguments by keyword. A string here is a string, never a tensor's name."""
+    if node is None:
+        return {}
+    if not isinstance(node, YMap):
+        parser.error(node.loc, f"'call' of edge '{edge}' must be a mapping of keyword to value, got {type_name(node)}",
+                     "e.g. 'call: {training: true}'; tensors go in 'in'")
+        return {}
+    constants = {}
+    for key, key_node, value in node.items():
+        if isinstance(inputs, dict) and key in inputs:
+            parser.error(key_node.loc, f"edge '{edge}' gives '{key}' both in 'in' and in 'call'",
+                         "a tensor goes in 'in', any other value in 'call'; keep one")
+        elif isinstance(value, YScalar):
+            constants[key] = Constant(value.value, value.loc, key_node.loc)
+        else:
+            parser.error(value.loc, f"call argument '{key}' of edge '{edge}' must be true, false, a number, "
+                         f"a string or null, got {type_name(value)}",
+                         f"to pass tensors, name them in 'in' by keyword: 'in: {{{key}: TENSOR}}'")
+    return constants
 
 
 def parse_repeat(parser: Parser, node: YNode | None, edge: str, inline: bool) -> int:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..errors import Location
+from ..errors import Location, did_you_mean
+from .keys import key_names
 from .load import YMap, YNode, YScalar, maps_within, to_python, type_name
 from .model import LayerDef
 from .paths import FILE_ARGUMENTS, MAX_ARGUMENT_FILE_BYTES
 
 if TYPE_CHECKING:
     from .parse import Parser
+
+LAYER_KEYS = key_names("layer")  # declared in keys.py; a declared layer's other key names its class
 
 
 def parse_layers(parser: Parser, node: YNode | None) -> dict[str, LayerDef]:
@@ -26,13 +29,43 @@ def parse_layers(parser: Parser, node: YNode | None) -> dict[str, LayerDef]:
     for name, key_node, body in mapping.items():
         if not parser.check_name(name, key_node.loc, "layer"):
             continue
+        adapt_node = None
+        if isinstance(body, YMap) and any(key in LAYER_KEYS for key in body.entries):
+            body, adapt_node = _split_layer_keys(parser, name, body)
+            if body is None:
+                continue
         layer = parse_layer_def(parser, body, f"layer '{name}'")
         if layer is not None:
+            layer = replace(layer, adapt=parse_adapt(parser, adapt_node, f"layer '{name}'"))
             if "name" in layer.args:
                 parser.error(layer.arg_nodes["name"][0], f"layer '{name}' sets 'name' in its arguments",
                              "the key under 'layers:' is already the layer's name; remove 'name'")
             layers[name] = replace(layer, name_loc=key_node.loc)
     return layers
+
+
+def _split_layer_keys(parser: Parser, name: str, body: YMap) -> tuple[YMap | None, YNode | None]:
+    """`{Normalization: {...}, adapt: true}` -> the class mapping alone, and the 'adapt' node."""
+    classes = {key: entry for key, entry in body.entries.items() if key not in LAYER_KEYS}
+    if len(classes) != 1:
+        where = body.key_loc(list(classes)[1]) if classes else body.loc
+        parser.error(where, f"layer '{name}' must name one layer class beside "
+                     + ", ".join(f"'{key}'" for key in LAYER_KEYS) + f", got {len(classes)}" + (f" ({', '.join(classes)})" if classes else "")
+                     + (did_you_mean(list(classes)[1], LAYER_KEYS) if len(classes) > 1 else ""),
+                     "e.g. '{Normalization: {axis: -1}, adapt: true}'")
+        return None, None
+    return YMap(body.loc, entries=classes), body.get("adapt")
+
+
+def parse_adapt(parser: Parser, node: YNode | None, what: str) -> bool:
+    """`adapt: true` on a declared or inline layer; whether its class can be adapted is semantics.py's check."""
+    if node is None:
+        return False
+    if isinstance(node, YScalar) and isinstance(node.value, bool):
+        return node.value
+    parser.error(node.loc, f"'adapt' of {what} must be true or false, got {type_name(node)}",
+                 "write 'adapt: true' to fit the layer to the training data")
+    return False
 
 
 def parse_layer_def(parser: Parser, node: YNode, what: str) -> LayerDef | None:

@@ -7,11 +7,11 @@ Keras: `kspec validate` stays fast.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
-from .arguments import check_layer_arguments
+from .arguments import check_layer_arguments, takes_layer_classes
 from .calls import call_inputs, check_call_keywords, check_wrapped, wrapped, wrappers
 from .compile_settings import check_compile
 from .fit_settings import check_training
@@ -92,7 +92,7 @@ def check_layer(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnost
         else:
             yield from _check_arg_value(layer, arg, catalogue)
     yield from check_layer_arguments(layer, catalogue)  # the kind of each value
-    for nested in _nested_layers(layer, catalogue):
+    for nested in _nested_layers(layer, catalogue, takes_layer_classes):  # a layer as initializer: a wrong kind
         yield from check_layer(nested, catalogue)
     for arg in info["required"]:
         if arg not in layer.args and arg not in suggested:  # a misspelling is already reported
@@ -132,12 +132,15 @@ def _class_form(mapping: YMap, catalogue: dict[str, Any]) -> tuple[str, YScalar,
     return None
 
 
-def _nested_layers(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[LayerDef]:
-    """Layers given in arguments at any depth: Bidirectional's `layer`, an RNN's list of `cell`s, ...
+def _nested_layers(layer: LayerDef, catalogue: dict[str, Any],
+                   in_arg: Callable[[str], bool] = lambda _: True) -> Iterator[LayerDef]:
+    """Layers given in arguments (those `in_arg` accepts) at any depth: Bidirectional's `layer`, ...
 
     Each nested layer is yielded once; layers nested in it are its own.
     """
-    for _, node in layer.arg_nodes.values():
+    for arg, (_, node) in layer.arg_nodes.items():
+        if not in_arg(arg):
+            continue
         for mapping in maps_within(node, lambda m: _class_form(m, catalogue) is None):
             form = _class_form(mapping, catalogue)
             if form is None:
