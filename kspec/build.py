@@ -359,7 +359,12 @@ class _Builder:
         built = self.sequential(spec) if spec.kind == "sequential" else self.functional(spec)
         if spec.weights is not None and self.load_weights:
             assert spec.weights_loc is not None
-            load_weights(built.model, spec.weights, spec.weights_loc)
+            if spec.weights_model is not None:  # weights: {file: ..., model: NAME}
+                from .submodel_weights import copy_submodel_weights
+
+                copy_submodel_weights(self.keras, built.model, spec.weights, spec.weights_model, spec.weights_loc)
+            else:
+                load_weights(built.model, spec.weights, spec.weights_loc)
         if spec.trainable is not None:
             built.model.trainable = spec.trainable
         return built

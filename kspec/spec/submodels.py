@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Location
 from .inputs import parse_inputs
-from .keys import key_names, snake_case, top_only_keys
+from .keys import WEIGHTS_FROM, key_names, snake_case, top_only_keys
 from .layer_defs import parse_layer_def
 from .load import YMap, YNode, YScalar, YSeq, type_name
 from .model import LayerDef, ModelDef
@@ -89,7 +89,7 @@ def parse_submodel(parser: Parser, name: str, loc: Location, body: YMap, file: s
         model = parser.parse_model(body, name, file, top=False)
     if model is None:
         return None
-    weights, weights_loc = parse_weights(parser, body.get("weights"), file)
+    weights, weights_loc, weights_model = parse_weights(parser, body.get("weights"), file)
     trainable_node = body.get("trainable")
     trainable = None
     if trainable_node is not None:
@@ -98,15 +98,34 @@ def parse_submodel(parser: Parser, name: str, loc: Location, body: YMap, file: s
         else:
             parser.error(trainable_node.loc, f"'trainable' must be true or false, got {type_name(trainable_node)}")
     return ModelDef(**{**model.__dict__, "name": name, "loc": loc, "weights": weights,
-                       "weights_loc": weights_loc, "trainable": trainable, "compile": None})
+                       "weights_loc": weights_loc, "weights_model": weights_model,
+                       "trainable": trainable, "compile": None})
 
 
-def parse_weights(parser: Parser, node: YNode | None, file: str) -> tuple[str | None, Location | None]:
+def parse_weights(parser: Parser, node: YNode | None, file: str) -> tuple[str | None, Location | None, str | None]:
+    """The weights file, where it is written, and the sub-model inside it to take them from (or None)."""
     if node is None:
-        return None, None
+        return None, None, None
+    model = None
+    if isinstance(node, YMap):  # {file: run/model.keras, model: encoder}
+        parser.unknown_keys(node, tuple(WEIGHTS_FROM["properties"]), "'weights'")
+        for key in WEIGHTS_FROM["required"]:
+            if key not in node.entries:
+                parser.error(node.loc, f"'weights' as a mapping needs '{key}'",
+                             "write {file: PATH, model: NAME}: the trained .keras file and the name of "
+                             "the sub-model inside it")
+        model_node = node.get("model")
+        if isinstance(model_node, YScalar) and isinstance(model_node.value, str):
+            if parser.check_name(model_node.value, model_node.loc, "model"):
+                model = model_node.value
+        elif model_node is not None:
+            parser.error(model_node.loc, f"'model' must be a sub-model's name, got {type_name(model_node)}")
+        node = node.get("file")
+        if node is None:
+            return None, None, None
     if isinstance(node, YScalar) and isinstance(node.value, str) and not node.value.endswith(".keras"):
         parser.error(node.loc, f"weights file '{node.value}' is not a .keras file",
                      "save the trained model with model.save('NAME.keras')")
-        return None, None
+        return None, None, None
     path = parser.referenced_file(node, file, "weights", "give the path of a .keras file")
-    return (display_path(path), node.loc) if path is not None else (None, None)
+    return (display_path(path), node.loc, model) if path is not None else (None, None, None)
