@@ -78,6 +78,11 @@ backend_option = click.option(
     help="Keras backend (default: KERAS_BACKEND, else tensorflow).")
 
 
+submodel_option = click.option(
+    "--model", "submodel", metavar="NAME",
+    help="Work on this sub-model of the spec alone (OUTER/INNER for a nested one).")
+
+
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--set, --max-params and --backend: the options of every command that builds a model."""
     return set_option(max_params_option(backend_option(command)))
@@ -163,50 +168,78 @@ def _weights_files(model_def: Any) -> dict[str, str]:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the built model to this .keras file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="Load the whole model's trained weights from this .keras file (e.g. a run's model.keras).")
+@submodel_option
 @model_options
 @handle_errors
-def build(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str, ...], max_params: int,
-          backend: str | None) -> None:
-    """Build a spec into a Keras model; optionally save it as .keras."""
-    from .build import build as build_model
-    from .files import save_model
+def build(spec: Path, output: Path | None, as_json: bool, weights: Path | None, submodel: str | None,
+          overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+    """Build a spec into a Keras model; optionally save it as .keras.
 
-    _check_output(output, ".keras (Keras's model format)", {"the spec": spec})
+    With --model NAME, the sub-model NAME alone is described and saved
+    (with --weights, the weights it has in the trained whole model).
+    """
+    from .build import build as build_model, load_trained
+    from .files import save_model
+    from .submodel_weights import pick_submodel, submodel_def
+
+    _check_output(output, ".keras (Keras's model format)", {"the spec": spec, "the --weights file": weights})
     model_def = _prepare(spec, overrides, backend)
     _check_output(output, ".keras (Keras's model format)", _weights_files(model_def))
-    built = build_model(model_def, max_params=max_params)
+    if submodel is not None:
+        submodel_def(model_def, submodel)  # an unknown name is refused before building
+    if weights is not None:
+        built = load_trained(model_def, weights, max_params)
+    else:
+        built = build_model(model_def, max_params=max_params)
+    if submodel is not None:
+        built = pick_submodel(built, submodel)
+        model_def = built.spec
     model = built.model
     if output is not None:
         save_model(model, output)
     params = model.count_params()
+    if model_def.kind == "sequential":  # a sub-model: its tensors have Keras's names, not the spec's
+        inputs = {t.name: t.shape for t in model.inputs}
+        outputs = {t.name: t.shape for t in model.outputs}
+    else:
+        inputs = {inp.name: built.tensors[inp.name].shape for inp in model_def.inputs}
+        outputs = {ref.name: built.tensors[ref.name].shape for ref in model_def.outputs}
     if as_json:
         click.echo(json.dumps({
             "name": model.name,
-            "inputs": {t.name: list(t.shape) for t in model.inputs},
-            "outputs": {ref.name: list(built.tensors[ref.name].shape) for ref in model_def.outputs},
+            "inputs": {name: list(shape) for name, shape in inputs.items()},
+            "outputs": {name: list(shape) for name, shape in outputs.items()},
             "params": params,
             "output": str(output) if output else None,
         }, indent=2))
         return
     from .inspection import shape_text
 
-    inputs = ", ".join(f"{inp.name} {shape_text(built.tensors[inp.name].shape)}" for inp in model_def.inputs)
-    outputs = ", ".join(f"{ref.name} {shape_text(built.tensors[ref.name].shape)}" for ref in model_def.outputs)
+    listed = [", ".join(f"{name} {shape_text(shape)}" for name, shape in ends.items()) for ends in (inputs, outputs)]
     saved = f"; saved to {output}" if output else ""
-    click.echo(f"{model.name}: {inputs} -> {outputs}; {params:,} parameters{saved}")
+    click.echo(f"{model.name}: {listed[0]} -> {listed[1]}; {params:,} parameters{saved}")
 
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--expand", is_flag=True, help="Expand nested models' layers in the table.")
+@submodel_option
 @model_options
 @handle_errors
-def summary(spec: Path, expand: bool, overrides: tuple[str, ...], max_params: int,
+def summary(spec: Path, expand: bool, submodel: str | None, overrides: tuple[str, ...], max_params: int,
             backend: str | None) -> None:
-    """Print Keras's summary table of a spec's model."""
+    """Print Keras's summary table of a spec's model (or, with --model, of one sub-model)."""
     from .build import build as build_model
+    from .submodel_weights import pick_submodel, submodel_def
 
-    built = build_model(_prepare(spec, overrides, backend), max_params=max_params)
+    model_def = _prepare(spec, overrides, backend)
+    if submodel is not None:
+        submodel_def(model_def, submodel)  # an unknown name is refused before building
+    built = build_model(model_def, max_params=max_params)
+    if submodel is not None:
+        built = pick_submodel(built, submodel)
     built.model.summary(expand_nested=expand, print_fn=lambda text, **_: click.echo(text))
 
 
@@ -313,26 +346,66 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
 
 
 @main.command()
-@click.argument("spec", type=click.Path(path_type=Path))
-@trained_weights_option
-@click.option("--data", required=True, type=click.Path(path_type=Path),
+@click.argument("spec", required=False, type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Evaluate this run's model.keras on exactly the rows its training held out for validation.")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="Trained .keras file (e.g. a run's model.keras).")
+@click.option("--data", type=click.Path(path_type=Path),
               help=".npz file (or folder of KEY.npy files) with every input and output.")
+@click.option("--report", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Also write a report to this folder: per-class precision, recall, F1 and a confusion matrix "
+                   "for class outputs, error summaries and a scatter plot for the others.")
 @click.option("--batch-size", type=COUNTS, default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @model_options
 @handle_errors
-def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bool, overrides: tuple[str, ...],
-             max_params: int, backend: str | None) -> None:
-    """Print every loss and metric of a trained model on data."""
-    from .evaluate import evaluate as run_evaluation
+def evaluate(spec: Path | None, run_dir: Path | None, weights: Path | None, data: Path | None, report: Path | None,
+             batch_size: int, as_json: bool, overrides: tuple[str, ...], max_params: int,
+             backend: str | None) -> None:
+    """Print every loss and metric of a trained model on data.
 
-    results = run_evaluation(_prepare(spec, overrides, backend), weights, data, batch_size,
-                             verbose=0 if as_json else "auto", max_params=max_params)
+    Either SPEC --weights MODEL.keras --data FILE, or --run RUN_DIR: the
+    run's own model on the rows it held out (--validation-split's last rows,
+    or its --val-data file), refused if that data changed since.
+    """
+    from . import evaluate as evaluation
+
+    if run_dir is not None and (weights is not None or data is not None):
+        raise click.UsageError("--run evaluates the run's own model on its held-out rows; "
+                               "leave out --weights and --data, or leave out --run")
+    if run_dir is None and (spec is None or weights is None or data is None):
+        raise click.UsageError("give SPEC --weights MODEL.keras --data FILE, or --run RUN_DIR")
+    _check_output(report, "", {"the spec": spec, "the --data path": data}, option="--report", folder=True)
+    if report is not None:
+        from .report import check_report_dir
+
+        check_report_dir(report)
+    verbose = 0 if as_json else "auto"
+    if run_dir is None:
+        assert spec is not None and weights is not None and data is not None
+        results = evaluation.evaluate(_prepare(spec, overrides, backend), weights, data, batch_size,
+                                      verbose=verbose, max_params=max_params, report=report)
+    else:
+        parts = evaluation.run_parts(run_dir)  # before Keras: a changed data file is refused at once
+        from .spec import spec_text
+
+        ran = run_dir / "spec.yaml"
+        if spec is not None and spec_text(spec, overrides) != ran.read_text(encoding="utf-8"):
+            raise KspecError([Diagnostic(Location(str(spec)), f"the spec differs from the one the run trained ({ran})",
+                                         f"leave out SPEC (and --set): --run evaluates with {ran}")])
+        model_def = _prepare(spec if spec is not None else ran, overrides if spec is not None else (), backend)
+        if not as_json:
+            click.echo(f"held-out rows: {parts[0].describe()}")
+        results = evaluation.evaluate_run(model_def, run_dir, parts, batch_size, verbose=verbose,
+                                          max_params=max_params, report=report)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         for name, value in results.items():
             click.echo(f"{name}: {value:.6g}")
+        if report is not None:
+            click.echo(f"wrote the report to {report}")
 
 
 @main.command()
@@ -341,18 +414,25 @@ def evaluate(spec: Path, weights: Path, data: Path, batch_size: int, as_json: bo
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz file (or folder of KEY.npy files) with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Write predictions here, one array per output name.")
+              help="Write predictions here: .npz (one array per output name) or .csv (one column per value).")
+@click.option("--labels", is_flag=True, help="Add each class output's predicted class (NAME_label).")
 @click.option("--batch-size", type=COUNTS, default=32, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@submodel_option
 @model_options
 @handle_errors
-def predict(spec: Path, weights: Path, data: Path, output: Path, batch_size: int, overrides: tuple[str, ...],
-            max_params: int, backend: str | None) -> None:
-    """Write a trained model's predictions for data to an .npz file."""
+def predict(spec: Path, weights: Path, data: Path, output: Path, labels: bool, batch_size: int, quiet: bool,
+            submodel: str | None, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+    """Write a trained model's predictions for data to an .npz or .csv file.
+
+    With --model NAME, the sub-model NAME runs alone, with the weights it has
+    in the trained whole model, on data keyed by its own input names.
+    """
     from .predict import predict as run_prediction
 
-    _check_output(output, ".npz", {"the spec": spec, "the --weights file": weights, "the --data file": data})
+    _check_output(output, ".npz or .csv", {"the spec": spec, "the --weights file": weights, "the --data file": data})
     shapes = run_prediction(_prepare(spec, overrides, backend), weights, data, output, batch_size,
-                            max_params=max_params)
+                            max_params=max_params, progress=not quiet, labels=labels, model=submodel)
     listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
     click.echo(f"wrote {output}: {listed}")
 

@@ -4,6 +4,7 @@ A run folder holds everything needed to continue or reuse a run:
 
     spec.yaml        the spec as run
     run.json         seed, data, batch size, epochs, versions, status (kspec.run_settings)
+    validation.json  which rows were held out for validation, with the data's checksum (kspec.held_out)
     history.csv      one row per finished epoch: every loss and metric
     checkpoints/     epoch-NNNN.keras for the last checkpoints (optimizer state included)
     logs/            TensorBoard logs

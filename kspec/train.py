@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, plot
+from . import __version__, held_out, plot
 from .backend import Cluster, import_keras, stderr_silenced
 from .build import build, check_activation_memory, deep_graphs, keras_errors, load_weights
 from .callbacks import run_callbacks
@@ -198,6 +198,8 @@ def _prepare(keras: Any, spec: ModelDef, spec_text: str, options: TrainOptions, 
         if settings.weights is not None:
             load_weights(model, settings.weights, Location(settings.weights))
         folder = RunFolder.create(RunFolder.choose(options.out, spec.name), spec_text, settings, model)
+        if call.cluster is None:  # which rows are held out, for `kspec evaluate --run` (a process's share is not)
+            held_out.record(folder.path, settings, dataset)
     return _Run(folder, settings, model, history, dataset, validation)
 
 
