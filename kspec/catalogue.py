@@ -175,6 +175,7 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
     candidates: set[str] = set(_ALIASES)
     classes: dict[str, list[str]] = {}
     kinds: dict[str, dict[str, str]] = {}
+    required: dict[str, list[str]] = {}
     for name in sorted(dir(module)):
         if name.startswith("_") or name in ("get", "serialize", "deserialize"):
             continue
@@ -191,6 +192,9 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
         except (TypeError, ValueError):
             params = []
         classes[name] = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        needed = [p.name for p in params if p.name in classes[name] and p.default is p.empty]
+        if needed:
+            required[name] = needed
         kinds[name] = {arg: kind for arg, kind in _argument_kinds(obj).items() if arg in classes[name]}
     strings = []
     for name in sorted(candidates):
@@ -201,11 +205,11 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
         except Exception:
             continue
         strings.append(name)
-    return {"strings": strings, "classes": classes, "kinds": kinds}
+    return {"strings": strings, "classes": classes, "kinds": kinds, "required": required}
 
 
 def _no_name(name: str) -> None:
-    raise ValueError(name)  # keras.callbacks has no get(): no callback is named by a string
+    raise ValueError(name)  # keras.callbacks and schedules have no get(): none is named by a string
 
 
 def generate() -> dict[str, Any]:
@@ -243,6 +247,9 @@ def generate() -> dict[str, Any]:
         "initializers": _identifiers(keras.initializers, keras.initializers.get, keras.initializers.Initializer),
         "regularizers": _identifiers(keras.regularizers, keras.regularizers.get, keras.regularizers.Regularizer),
         "constraints": _identifiers(keras.constraints, keras.constraints.get, keras.constraints.Constraint),
+        # An optimizer's learning_rate may be one of these: {ExponentialDecay: {...}}.
+        "schedules": _identifiers(keras.optimizers.schedules, _no_name,
+                                  keras.optimizers.schedules.LearningRateSchedule),
         # Callbacks are named by class only; which of them a spec may use is kspec's choice (spec/callbacks.py).
         "callbacks": {key: value for key, value in _identifiers(
             keras.callbacks, _no_name, keras.callbacks.Callback).items() if key != "strings"},

@@ -11,15 +11,21 @@ list of numbers where a number goes, and null are left to Keras.
 
 Some arguments are known by their name instead: activations, initializers,
 regularizers and constraints take a name or a `{Class: {args}}` of their own
-module, and the `dtype` of a layer with trainable weights must be a float.
+module, wrapped layers and RNN cells a layer class, an optimizer's
+`learning_rate` a number or a schedule of keras.optimizers.schedules, and the
+`dtype` of a layer with trainable weights must be a float. A `{Class: {args}}`
+anywhere else in a layer's arguments must name a class kspec can build; each
+class is checked where it sits, at any depth (a layer inside a wrapper is
+checked as a layer by semantics.py, which calls back here).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
+from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, did_you_mean
-from .load import YMap, YNode, YScalar, YSeq, to_python
+from .load import YMap, YNode, YScalar, YSeq, maps_within, to_python
 from .model import LayerDef
 
 _ACTIVATION_ARGS = ("activation", "recurrent_activation")
@@ -34,7 +40,12 @@ _EXPECTED = {
     "str": "a string",
 }
 _EXAMPLES = {"bool": "true", "int": "2", "float": "0.5", "tuple": "[2, 2]"}
-_ARTICLES = {"initializers": "an initializer", "regularizers": "a regularizer", "constraints": "a constraint"}
+_ARTICLES = {"initializers": "an initializer", "regularizers": "a regularizer", "constraints": "a constraint",
+             "layers": "a layer"}
+# Arguments that take a layer class, or a list of them (an RNN's cells, a Pipeline's layers).
+LAYER_ARGS = ("layer", "backward_layer", "cell", "cells", "layers")
+# The catalogue groups whose classes the builder turns `{Class: {args}}` into.
+_BUILT_GROUPS = ("layers", "initializers", "regularizers", "constraints")
 
 
 def check_layer_arguments(layer: LayerDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -46,20 +57,33 @@ def check_layer_arguments(layer: LayerDef, catalogue: dict[str, Any]) -> Iterato
         if arg not in info["args"] or arg in info["deprecated"]:
             continue  # reported by the caller
         owner, group = layer.class_name, _object_group(arg)
+        kind = info.get("kinds", {}).get(arg)
         if arg in _ACTIVATION_ARGS:
             yield from _check_activation(node, arg, owner)
         elif group is not None:
-            yield from _check_object(node, arg, owner, catalogue[group], group)
+            yield from _check_object(node, arg, owner, catalogue[group], group, catalogue)
+        elif arg in LAYER_ARGS:
+            yield from _check_classes_within(node, arg, owner, catalogue, "layers")
         elif arg == "dtype":
             yield from _check_dtype(node, owner, info)
+        elif kind in (None, "None"):
+            yield from _check_classes_within(node, arg, owner, catalogue, None)
         else:
-            yield from _check_kind(node, arg, owner, info.get("kinds", {}).get(arg))
+            yield from _check_kind(node, arg, owner, kind)
+
+
+def takes_layer_classes(arg: str) -> bool:
+    """Whether a `{LayerClass: {...}}` in this argument is a layer to check as one (not a wrong kind)."""
+    return arg not in _ACTIVATION_ARGS and _object_group(arg) is None
 
 
 def check_class_arguments(args_node: YMap, owner: str, kinds: dict[str, str]) -> Iterator[Diagnostic]:
     """The arguments of `{Class: {args}}` in an optimizer, loss or metric setting."""
     for arg, _, node in args_node.items():
-        yield from _check_kind(node, arg, owner, kinds.get(arg))
+        if arg == "learning_rate" and isinstance(node, YMap):  # an optimizer's schedule
+            yield from _check_schedule(node, owner, catalogue_module.load()["schedules"])
+        else:
+            yield from _check_kind(node, arg, owner, kinds.get(arg))
 
 
 def _object_group(arg: str) -> str | None:
@@ -148,7 +172,8 @@ def _check_activation(node: YNode, arg: str, owner: str) -> Iterator[Diagnostic]
                      "e.g. 'activation: relu'; to apply a layer (such as LeakyReLU), give it its own edge")
 
 
-def _check_object(node: YNode, arg: str, owner: str, known: dict[str, Any], group: str) -> Iterator[Diagnostic]:
+def _check_object(node: YNode, arg: str, owner: str, known: dict[str, Any], group: str,
+                  catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
     """An initializer, regularizer or constraint: null, a name, or {Class: {args}} of its module."""
     what = group[:-1]
     example = known["strings"][0] if known["strings"] else "null"
@@ -162,21 +187,104 @@ def _check_object(node: YNode, arg: str, owner: str, known: dict[str, Any], grou
         return
     if isinstance(node, YMap) and len(node.entries) == 1:
         class_name, key_node, args_node = next(node.items())
-        classes = known["classes"]
-        if class_name not in classes:
-            yield Diagnostic(key_node.loc, f"unknown {what} class '{class_name}' in argument '{arg}' of {owner}"
-                             f"{did_you_mean(class_name, classes)}", f"use a class of keras.{group}")
-            return
-        if isinstance(args_node, YMap):
-            yield from _check_known_arguments(args_node, class_name, classes[class_name],
-                                              known.get("kinds", {}).get(class_name, {}))
-        elif not _is_null(args_node):
-            yield Diagnostic(args_node.loc, f"arguments of {what} {class_name} must be a mapping",
-                             f"e.g. '{arg}: {{{class_name}: {{}}}}'")
+        if class_name not in known["classes"]:
+            yield _unknown_class(class_name, key_node, arg, owner, catalogue, group)
+        else:
+            yield from _check_class_arguments(class_name, key_node, args_node, known, what, arg)
         return
     yield Diagnostic(node.loc, f"argument '{arg}' of {owner} takes the name of {_ARTICLES[group]} or "
                      f"{{Class: {{arguments}}}}, not {_describe(to_python(node))}",
                      f"e.g. '{arg}: {example}', or a class of keras.{group} with its arguments")
+
+
+# ------------------------------------------------------- classes within
+def _class_entry(mapping: YMap) -> tuple[str, YScalar] | None:
+    """(class, key) of a `{ClassName: {args}}` mapping (as the builder reads one), else None."""
+    if len(mapping.entries) != 1:
+        return None
+    class_name, key_node, args_node = next(mapping.items())
+    if class_name[:1].isupper() and (isinstance(args_node, YMap) or _is_null(args_node)):
+        return class_name, key_node
+    return None
+
+
+def _check_classes_within(node: YNode, arg: str, owner: str, catalogue: dict[str, Any],
+                          group: str | None) -> Iterator[Diagnostic]:
+    """Each `{Class: {...}}` in an argument, in lists too, names a class of `group` (None: any the builder makes).
+
+    Its own arguments are checked where it is checked as a class: a layer by
+    semantics.check_layer, an initializer by its layer's argument check.
+    """
+    for mapping in maps_within(node, lambda m: _class_entry(m) is None):
+        entry = _class_entry(mapping)
+        if entry is None:
+            continue
+        class_name, key_node = entry
+        found = _groups_of(class_name, catalogue)
+        if (group in found) if group is not None else found:
+            continue
+        yield _unknown_class(class_name, key_node, arg, owner, catalogue, group)
+
+
+def _groups_of(class_name: str, catalogue: dict[str, Any]) -> list[str]:
+    """The catalogue groups with a class of this name (a refused layer is a layer: refused elsewhere)."""
+    found = [group for group in _BUILT_GROUPS[1:] if class_name in catalogue[group]["classes"]]
+    if class_name in catalogue["layers"] or class_name in catalogue_module.REFUSED_LAYERS:
+        found.insert(0, "layers")
+    return found
+
+
+def _unknown_class(class_name: str, key_node: YScalar, arg: str, owner: str, catalogue: dict[str, Any],
+                   group: str | None) -> Diagnostic:
+    """A class that is not of the group the argument takes: of another group, or of none."""
+    found = _groups_of(class_name, catalogue)
+    if group is not None and found:
+        return Diagnostic(key_node.loc, f"argument '{arg}' of {owner} takes {_ARTICLES[group]}, not the "
+                          f"{found[0][:-1]} class '{class_name}'", f"use a class of keras.{group}")
+    if group is not None:
+        names = list(catalogue[group]) if group == "layers" else list(catalogue[group]["classes"])
+        return Diagnostic(key_node.loc, f"unknown {group[:-1]} class '{class_name}' in argument '{arg}' of "
+                          f"{owner}{did_you_mean(class_name, names)}", f"use a class of keras.{group}")
+    names = list(catalogue["layers"]) + [name for g in _BUILT_GROUPS[1:] for name in catalogue[g]["classes"]]
+    return Diagnostic(key_node.loc, f"unknown class '{class_name}' in argument '{arg}' of {owner}"
+                      f"{did_you_mean(class_name, names)}", "a {Class: {arguments}} value names a class of "
+                      "keras.layers, keras.initializers, keras.regularizers or keras.constraints")
+
+
+def _check_schedule(node: YMap, owner: str, schedules: dict[str, Any]) -> Iterator[Diagnostic]:
+    """An optimizer's learning rate as {Schedule: {args}} of keras.optimizers.schedules."""
+    classes = schedules["classes"]
+    if len(node.entries) != 1:
+        yield Diagnostic(node.loc, f"argument 'learning_rate' of {owner} takes a number or one schedule "
+                         f"{{Class: {{arguments}}}}, not {_describe(to_python(node))}",
+                         f"e.g. 'learning_rate: 0.001', or a schedule: {', '.join(classes)}")
+        return
+    class_name, key_node, args_node = next(node.items())
+    if class_name not in classes:
+        yield Diagnostic(key_node.loc, f"unknown learning-rate schedule '{class_name}' in argument 'learning_rate' "
+                         f"of {owner}{did_you_mean(class_name, classes)}",
+                         f"schedules (keras.optimizers.schedules): {', '.join(classes)}")
+        return
+    yield from _check_class_arguments(class_name, key_node, args_node, schedules, "schedule", "learning_rate")
+
+
+def _check_class_arguments(class_name: str, key_node: YScalar, args_node: YNode, known: dict[str, Any],
+                           what: str, arg: str) -> Iterator[Diagnostic]:
+    """The arguments of a known `{Class: {args}}`: a mapping (or null) of accepted names, none missing."""
+    given: list[str] = []
+    if isinstance(args_node, YMap):
+        given = [name for name, _, _ in args_node.items()]
+        yield from _check_known_arguments(args_node, class_name, known["classes"][class_name],
+                                          known.get("kinds", {}).get(class_name, {}))
+    elif not _is_null(args_node):
+        yield Diagnostic(args_node.loc, f"arguments of {what} {class_name} must be a mapping",
+                         f"e.g. '{arg}: {{{class_name}: {{}}}}'")
+        return
+    misspelled = [name for name in given if name not in known["classes"][class_name]]  # reported above
+    for required in known.get("required", {}).get(class_name, []):
+        if required not in given and not any(did_you_mean(name, [required]) for name in misspelled):
+            yield Diagnostic(key_node.loc, f"{what} {class_name} requires argument '{required}'",
+                             f"add '{required}: ...' to its arguments")
 
 
 def _check_known_arguments(args_node: YMap, class_name: str, accepted: list[str],
