@@ -17,7 +17,7 @@ from copy import deepcopy
 from typing import Any
 
 from . import catalogue as catalogue_module
-from .spec.keys import DECLARED, INLINE, INPUT, LAYER, PLACES, SPEC, TRAINING, VALUE_TYPES, keys_in, ref
+from .spec.keys import BLOCK, CALL, DECLARED, INLINE, INPUT, LAYER, PLACES, SPEC, TRAINING, VALUE_TYPES, keys_in, ref
 
 
 def _object(form: str) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def _arguments(name: str, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _edge_branches(classes: list[str]) -> list[dict[str, Any]]:
-    """An edge calls a declared layer (`layer:`) or exactly one inline class."""
+    """An edge calls a declared layer (`layer:`), a block (`block:`) or exactly one inline class."""
     # A repeated layer has one output and is called on one tensor, not on keywords.
     repeated = {
         "if": {"required": ["repeat"], "properties": {"repeat": {"minimum": 2}}},
@@ -56,7 +56,7 @@ def _edge_branches(classes: list[str]) -> list[dict[str, Any]]:
                                    {"required": ["in"], "properties": {"in": {"type": "object"}}}]}},
     }
     inline = _object(INLINE)
-    branches = [_object(DECLARED)]
+    branches = [_object(DECLARED), _object(CALL)]
     for name in classes:
         branches.append({
             **inline,
@@ -112,6 +112,7 @@ def schema() -> dict[str, Any]:
             "args_without_name": {name: {"allOf": [ref(f"args/{name}")], "not": {"required": ["name"]}}
                                   for name in classes},
             "edge": {"oneOf": _edge_branches(classes)},
+            "block": _object(BLOCK),
             "sub_model": {"oneOf": [_object(form) for form in PLACES["sub-model"]]},
         },
     }

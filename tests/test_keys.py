@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 
 from kspec.schema import schema
 from kspec.spec import keys as keys_module
-from kspec.spec.keys import (DECLARED, FUNCTIONAL, INCLUDED, INLINE, INPUT, KEYS, LAYER, PLACES, SEQUENTIAL, SPEC,
+from kspec.spec.keys import (BLOCK, CALL, DECLARED, FUNCTIONAL, INCLUDED, INLINE, INPUT, KEYS, LAYER, PLACES, SEQUENTIAL, SPEC,
                              TRAINING, Key, key_names, keys_in, render_docs, table)
 from kspec.spec.parse import parse
 
@@ -34,6 +34,12 @@ UNKNOWN = "unknown_key"
 
 def _base() -> dict[str, Any]:
     return {"inputs": {"x": [4]}, "edges": {"y": {"Dense": {"units": 2}}}, "outputs": ["y"]}
+
+
+def _block() -> dict[str, Any]:
+    """A block with one parameter, which has a default."""
+    return {"params": ["units"], "defaults": {"units": 2}, "inputs": "a",
+            "edges": {"d": {"Dense": {"units": "$units"}}}, "outputs": "d"}
 
 
 def _spec_with(form: str, key: str, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,9 +55,16 @@ def _spec_with(form: str, key: str, value: Any) -> tuple[dict[str, Any], dict[st
     elif form == INPUT:
         mapping = spec["inputs"]["x"] = {"shape": [4]}
     elif form in PLACES["edge"]:
-        mapping = spec["edges"]["y"] = {DECLARED: {"layer": "dense"}, INLINE: {"Dense": {"units": 2}}}[form]
+        mapping = spec["edges"]["y"] = {DECLARED: {"layer": "dense"}, INLINE: {"Dense": {"units": 2}},
+                                        CALL: {"block": "b"}}[form]
         if form == DECLARED:
             spec["layers"] = {"dense": {"Dense": {"units": 2}}}
+        if form == CALL:
+            spec["blocks"] = {"b": _block()}
+    elif form == BLOCK:
+        mapping = _block()
+        spec["blocks"] = {"b": mapping}
+        spec["edges"] = {"y": {"block": "b"}}
     elif form == LAYER:
         mapping = {"Dense": {"units": 2}}
         spec["layers"] = {"dense": mapping}
@@ -123,9 +136,9 @@ def test_every_form_is_tested():
 
 def test_hints_list_the_keys_in_their_pinned_order():
     # The invalid-spec fixtures pin these hints; a reordered declaration would change them all.
-    assert key_names("spec") == ("name", "description", "inputs", "layers", "models", "edges", "outputs",
+    assert key_names("spec") == ("name", "description", "inputs", "layers", "models", "blocks", "edges", "outputs",
                                  "optimizer", "loss", "loss_weights", "metrics", "training")
-    assert key_names("sub-model") == ("description", "inputs", "layers", "models", "edges", "outputs",
+    assert key_names("sub-model") == ("description", "inputs", "layers", "models", "blocks", "edges", "outputs",
                                       "sequential", "include", "weights", "trainable")
     assert key_names("edge") == ("in", "call", "block", "with", "layer", "repeat", "outputs", "adapt")
 

@@ -207,7 +207,7 @@ KEYS: tuple[Key, ...] = (
     Key("in", _EDGE, ref("call_inputs"),
         value="tensor name, list, or mapping by keyword", doc="what the layer is called on", example="x",
         default="the tensor above"),
-    Key("call", _EDGE, {"type": "object", "additionalProperties": {"type": ["boolean", "number", "string", "null"]}},
+    Key("call", (DECLARED, INLINE), {"type": "object", "additionalProperties": {"type": ["boolean", "number", "string", "null"]}},
         value="mapping: keyword to true, false, number, string or null",
         doc="the call's other arguments, by the keywords of the layer's `call` (e.g. `training: true`)",
         example={"training": True}),

@@ -6,7 +6,7 @@ whether layer classes and arguments exist in Keras, is semantics.py's job.
 
 Which keys each mapping allows is declared in keys.py; what each key means
 is read by the parse function of its mapping: here the top level and
-includes, and beside this module inputs.py, layer_defs.py, edges.py,
+includes, and beside this module inputs.py, layer_defs.py, edges.py, blocks.py,
 submodels.py and settings.py, each given the Parser that collects the
 diagnostics (so they come out in the order the spec is read).
 """
@@ -26,7 +26,8 @@ from .model import ModelDef, TrainingDef
 from .keys import MODEL_NAME_PATTERN, NAME_PATTERN, key_names
 from .inputs import parse_inputs
 from .layer_defs import parse_layers
-from .edges import parse_edges, parse_outputs
+from .edges import parse_outputs
+from .blocks import Expander, parse_blocks, renamed_outputs
 from .submodels import parse_models, parse_sequential
 from .settings import parse_compile, parse_training
 
@@ -129,8 +130,9 @@ class Parser:
         inputs = parse_inputs(self, tree.get("inputs"))
         layers = parse_layers(self, tree.get("layers"))
         models = parse_models(self, tree.get("models"), file)
-        edges = parse_edges(self, tree.get("edges"))
-        outputs = parse_outputs(self, tree.get("outputs"))
+        blocks = parse_blocks(self, tree.get("blocks"))
+        edges, aliases = Expander(self, blocks).model_edges(tree.get("edges"), inputs)  # calls expanded
+        outputs = renamed_outputs(parse_outputs(self, tree.get("outputs")), aliases)
         compile_def = parse_compile(tree) if top else None
         training = parse_training(self, tree.get("training")) if top else TrainingDef()
         return ModelDef(name=name, loc=tree.loc, file=file, inputs=inputs, layers=layers,

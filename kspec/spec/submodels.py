@@ -20,7 +20,7 @@ TOP_ONLY = top_only_keys()  # e.g. compile settings: a sub-model holding one get
 
 
 def parse_sequential(parser: Parser, tree: YMap, name: str, file: str) -> ModelDef:
-    for key in ("edges", "outputs", "layers", "models"):
+    for key in ("edges", "outputs", "layers", "models", "blocks"):
         if key in tree.entries:
             parser.error(tree.key_loc(key), f"a sequential model has no '{key}'",
                          "list its layers under 'sequential:', or make it functional")
@@ -80,7 +80,7 @@ def parse_submodel(parser: Parser, name: str, loc: Location, body: YMap, file: s
     parser.unknown_keys(body, SUBMODEL_KEYS, f"sub-model '{name}'", tuple(key.name for key in TOP_ONLY))
     include = body.get("include")
     if include is not None:
-        for key in ("inputs", "edges", "outputs", "layers", "models", "sequential"):
+        for key in ("inputs", "edges", "outputs", "layers", "models", "blocks", "sequential"):
             if key in body.entries:
                 parser.error(body.key_loc(key), f"sub-model '{name}' has both 'include' and '{key}'",
                              "an included model is defined in its own file")
