@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import Location, RunError, SpecError, fail
+from .errors import Location, RunError, SpecError, did_you_mean, fail
 from .modelfile import check_model_file
 from .spec.model import ModelDef
 
@@ -32,17 +32,25 @@ _MAX_PROBLEMS = 3  # a report of a wholly different model stays short
 
 
 # ------------------------------------------------------------- --model NAME
-def submodel_def(spec: ModelDef, name: str) -> ModelDef:
-    """The sub-model of a spec that `--model` names ('outer/inner' for a nested one)."""
+def submodel_def(spec: ModelDef, name: str, for_data: bool = False) -> ModelDef:
+    """The sub-model of a spec that `--model` names ('outer/inner' for a nested one).
+
+    `for_data`: it will be fed data by its input names and its outputs
+    written by theirs, which a sequential sub-model does not name.
+    """
     model = spec
     for part in name.split("/"):
         if part not in model.models:
-            known = sorted(_paths(spec))
-            listed = ", ".join(known) if known else "none"
-            raise fail(RunError, spec.loc, f"the spec has no sub-model '{name}'; its sub-models: {listed}",
-                       "give --model the name of a model declared under 'models:' (OUTER/INNER for a "
-                       "nested one)" if known else "declare the model under 'models:' to address it alone")
+            known = list(_paths(spec))
+            if not known:
+                raise fail(RunError, spec.file, f"the spec has no sub-models, so none named '{name}'",
+                           "declare the model under 'models:' to address it alone")
+            raise fail(RunError, spec.file, f"the spec has no sub-model '{name}'{did_you_mean(name, known)}",
+                       f"its sub-models: {', '.join(known)} (OUTER/INNER names one inside another)")
         model = model.models[part]
+    if for_data and model.kind == "sequential":
+        raise fail(RunError, model.loc, f"sub-model '{name}' is sequential, so its output has no name to write "
+                   "predictions under", "declare it as a functional model (inputs, edges, outputs) to use it alone")
     return model
 
 
@@ -91,8 +99,9 @@ def copy_submodel_weights(keras: Any, model: Any, path: str | Path, name: str, l
     names = file_submodels(checked.config)
     if name not in names:
         listed = ", ".join(dict.fromkeys(names)) or "none"
-        raise fail(RunError, loc, f"'{path}' holds no sub-model '{name}'; its sub-models: {listed}",
-                   "name one of them in 'model', or give the file of a trained model that contains it")
+        raise fail(RunError, loc, f"'{path}' holds no sub-model '{name}'{did_you_mean(name, names)}",
+                   f"its sub-models: {listed}; name one of them in 'model', or give the file of a trained model "
+                   "that contains it")
     from .build import deep_recursion, keras_errors
 
     with keras_errors(loc, f"the model in '{path}'", "give a model saved with model.save('NAME.keras')"):
