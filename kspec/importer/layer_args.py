@@ -18,7 +18,7 @@ from .. import catalogue as catalogue_module
 from ..build import keras_message
 from ..spec.keys import snake_case
 from .context import Context
-from .values import MISSING, default_config, jsonable, same, shown
+from .values import MISSING, default_config, from_config_takes, jsonable, same, shown
 
 __all__ = ["ArgumentWriter"]
 
@@ -171,6 +171,8 @@ class ArgumentWriter:
         fresh = default_config(cls)
         args = {key: self.value(value, what) for key, value in config.items()
                 if not same(fresh.get(key, MISSING), value)}
+        if not from_config_takes(cls, args):  # Constant's from_config reads 'value' even when it is the default
+            return {cls.__name__: {key: self.value(value, what) for key, value in config.items()}}
         if not args:
             name = snake_case(cls.__name__)
             try:

@@ -7,6 +7,7 @@ alike and show a value in a refusal.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,15 @@ def default_config(cls: type) -> dict[str, Any]:
         return cls().get_config()
     except Exception:
         return {}
+
+
+def from_config_takes(cls: type, config: dict[str, Any]) -> bool:
+    """Whether Keras can make a `cls` from this config, as it will from the spec's arguments."""
+    try:
+        cls.from_config(json.loads(json.dumps(config, default=jsonable)))  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return True
 
 
 def shortest_float32(value: float) -> float:
