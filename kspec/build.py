@@ -16,13 +16,14 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .backend import import_keras
 from .errors import Diagnostic, Location, SpecError
 from .modelfile import check_model_file
+from .precision import float32_layers
 from .recursion import recursion_allowance
-from .spec.calls import call_inputs, node_indices
+from .spec.calls import LAYER_ARGUMENTS, call_inputs, node_indices
 from .spec.semantics import check_refused
 from .spec.compile_settings import for_keras, is_class_form
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref, Setting
@@ -183,15 +184,20 @@ def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PA
                 f"of {max_params:,}; the largest layer is '{largest}' with {per_layer[largest]:,}",
                 "shrink the layers, or raise the limit with --max-params N")])
     with deep_graphs(spec):
-        built = _Builder(keras).functional(spec)
+        built = _Builder(keras, float32_layers(keras, spec)).functional(spec)
     if compile and spec.compile is not None:
         _compile(keras, built, spec)
     return built
 
 
 def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PARAMS) -> Built:
-    """Build the spec and load trained weights (e.g. a run's model.keras) into it."""
-    built = build(spec, max_params=max_params)
+    """Build the spec and load trained weights (e.g. a run's model.keras) into it.
+
+    Layers marked `adapt: true` are built with the state the file's config holds (kspec.adapt).
+    """
+    from .adapt import with_saved_state
+
+    built = build(with_saved_state(spec, weights, Location(str(weights))), max_params=max_params)
     load_weights(built.model, weights, Location(str(weights)))
     return built
 
@@ -319,17 +325,24 @@ def _tensor_location(spec: ModelDef, name: str) -> Location:
 
 
 class _Builder:
-    def __init__(self, keras: Any, load_weights: bool = True):
+    def __init__(self, keras: Any, float32: set[str] | None = None, load_weights: bool = True):
         self.keras = keras
         self.load_weights = load_weights
+        self.float32 = float32 or set()  # layers kept float32 under a mixed policy: the outputs' (kspec.precision)
+        self.making: set[tuple[int, str]] = set()  # declared layers being made (a wrapper makes what it wraps first)
 
     # --------------------------------------------------------------- layers
-    def make_layer(self, layer: LayerDef, name: str) -> Any:
+    def make_layer(self, layer: LayerDef, name: str, named: Callable[[str], Any] | None = None) -> Any:
+        """A Keras layer; `named` gives the declared layer or sub-model a wrapper names (`layer: NAME`)."""
         check_refused(layer)  # a Lambda or TFSMLayer at any depth, even in a spec built without validate
         cls = getattr(self.keras.layers, layer.class_name)
+        wraps = {arg: named(value) for arg, value in layer.args.items()
+                 if named is not None and arg in LAYER_ARGUMENTS and isinstance(value, str)}
         with keras_errors(layer.loc, f"{layer.class_name} '{name}'"):
-            args = {key: self.materialize(value) for key, value in layer.args.items()}
+            args = {key: wraps[key] if key in wraps else self.materialize(value) for key, value in layer.args.items()}
             args["name"] = name  # for sequential layers, their own `name` argument or Keras's style
+            if name in self.float32:
+                args.setdefault("dtype", "float32")
             return cls(**args)
 
     def materialize(self, value: Any) -> Any:
@@ -391,12 +404,8 @@ class _Builder:
         built = Built(model=None, spec=spec)
         for inp in spec.inputs:
             built.tensors[inp.name] = self.make_input(inp)
-        for name, layer_def in spec.layers.items():
-            built.layers[name] = self.make_layer(layer_def, name)
-        for name, sub_spec in spec.models.items():
-            sub = self.submodel(sub_spec)
-            built.submodels[name] = sub
-            built.layers[name] = sub.model
+        for name in list(spec.layers) + list(spec.models):
+            self.declared(built, name)
         nodes = node_indices(spec)
         for index, edge in enumerate(spec.edges):
             self.call_edge(built, edge, call_inputs(spec, index), nodes.get(index, 0))
@@ -415,15 +424,34 @@ class _Builder:
             )
         return built
 
+    def declared(self, built: Built, name: str) -> Any:
+        """The declared layer or sub-model `name`, made on first use: a wrapper may name one declared after it."""
+        spec, key = built.spec, (id(built), name)
+        if name not in built.layers:
+            if key in self.making:  # validate reports this; a spec built without it gets a located error too
+                raise SpecError([Diagnostic(spec.layers[name].where, f"'{name}' wraps itself",
+                                            "a wrapper wraps another layer")])
+            self.making.add(key)
+            if name in spec.models:
+                sub = self.submodel(spec.models[name])
+                built.submodels[name] = sub
+                built.layers[name] = sub.model
+            else:
+                built.layers[name] = self.make_layer(spec.layers[name], name, lambda inner: self.declared(built, inner))
+            self.making.discard(key)
+        return built.layers[name]
+
     def call_edge(self, built: Built, edge: Edge, inputs: CallInputs, node: int) -> None:
         args, kwargs = self.resolve_inputs(built, inputs)
+        constants = {key: constant.value for key, constant in edge.constants.items()}  # `call:`
         if edge.layer is not None:
             for layer_name in edge.layer_names():  # one name, or NAME_1..NAME_N for repeat
-                layer = self.make_layer(edge.layer, layer_name)
+                layer = self.make_layer(edge.layer, layer_name, lambda inner: self.declared(built, inner))
                 built.layers[layer_name] = layer
+                _check_initial_state(layer, kwargs, edge)
                 with keras_errors(edge.loc, f"the call of {edge.layer.class_name} '{layer_name}'"):
-                    result = layer(*args, **kwargs)
-                args, kwargs = [result], {}  # a repeated layer takes the previous output
+                    result = layer(*args, **kwargs, **constants)
+                args, kwargs = [result], {}  # a repeated layer takes the previous output (and the same constants)
                 built.calls[(layer_name, 0)] = result
                 built.tensors[layer_name] = result
         else:
@@ -431,8 +459,9 @@ class _Builder:
             layer = built.layers[edge.target.name]
             if edge.target.name in built.submodels and kwargs:
                 args, kwargs = [kwargs], {}  # a model takes its inputs as one dict by name
+            _check_initial_state(layer, kwargs, edge)
             with keras_errors(edge.loc, f"call {node} of '{edge.target.name}' in edge '{edge.name}'"):
-                result = layer(*args, **kwargs)
+                result = layer(*args, **kwargs, **constants)
             built.calls[(edge.target.name, node)] = result
         built.tensors[edge.name] = result
         if edge.outputs:
@@ -458,6 +487,34 @@ class _Builder:
         return [tensor(inputs)], {}
 
 
+def _check_initial_state(layer: Any, kwargs: dict[str, Any], edge: Edge) -> None:
+    """Refuse an `initial_state` of the wrong length: Keras builds it, then fails on the first batch."""
+    given = kwargs.get("initial_state")
+    wanted = _state_count(layer)
+    if given is None or wanted is None:
+        return
+    count = len(given) if isinstance(given, (list, tuple)) else 1
+    if count != wanted:
+        raise SpecError([Diagnostic(
+            edge.inputs_loc, f"{type(layer).__name__} '{layer.name}' takes {wanted} initial state tensor(s), "
+            f"'initial_state' gives {count}",
+            "list one tensor per state, e.g. 'initial_state: [state_h, state_c]' for an LSTM "
+            "(the states an LSTM with return_state: true names in 'outputs')")])
+
+
+def _state_count(layer: Any) -> int | None:
+    """How many state tensors a recurrent layer's call takes (a Bidirectional's: both directions'), if known."""
+    if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):
+        counts = [_state_count(layer.forward_layer), _state_count(layer.backward_layer)]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+    size = getattr(getattr(layer, "cell", None), "state_size", None)
+    if isinstance(size, int):
+        return 1
+    if isinstance(size, (list, tuple)) and all(isinstance(item, int) for item in size):
+        return len(size)
+    return None  # stacked cells, or not a recurrent layer
+
+
 # -------------------------------------------------------------------- compile
 def _compile(keras: Any, built: Built, spec: ModelDef) -> None:
     settings = spec.compile
@@ -477,7 +534,7 @@ def _compile(keras: Any, built: Built, spec: ModelDef) -> None:
     located: dict[str, Setting] = {}
     if settings.optimizer is not None:
         with keras_errors(settings.optimizer.loc, "the optimizer"):
-            kwargs["optimizer"] = converter(keras.optimizers)(settings.optimizer.value)
+            kwargs["optimizer"] = converter(keras.optimizers)(_with_schedule(keras, settings.optimizer.value))
         located["optimizer"] = settings.optimizer
     for name, module in modules.items():
         setting = getattr(settings, name)
@@ -490,6 +547,20 @@ def _compile(keras: Any, built: Built, spec: ModelDef) -> None:
         built.model.compile(**kwargs)
     except Exception as exc:
         raise keras_error(_blamed(str(exc), located, spec.loc), "the compile settings", exc) from None
+
+
+def _with_schedule(keras: Any, optimizer: Any) -> Any:
+    """An optimizer setting with a learning-rate schedule written in class form made a Keras schedule."""
+    if not isinstance(optimizer, dict) or len(optimizer) != 1:
+        return optimizer
+    class_name, args = next(iter(optimizer.items()))
+    rate = (args or {}).get("learning_rate") if isinstance(args, dict) else None
+    if not (isinstance(rate, dict) and len(rate) == 1):
+        return optimizer
+    schedule, schedule_args = next(iter(rate.items()))
+    if not isinstance(getattr(keras.optimizers.schedules, schedule, None), type):
+        return optimizer  # Keras says what is wrong with it
+    return {class_name: {**args, "learning_rate": getattr(keras.optimizers.schedules, schedule)(**(schedule_args or {}))}}
 
 
 def _blamed(message: str, located: dict[str, Setting], default: Location) -> Location:

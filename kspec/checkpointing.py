@@ -31,9 +31,11 @@ class Checkpointer:
     """Decides, at the end of each epoch, whether to write a checkpoint now or hold the epoch in memory."""
 
     def __init__(self, save: Callable[[Any, int], None], last_epoch: int, interval: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, changed_after: bool = False):
         self.save = save  # writes a checkpoint of the model for a number of finished epochs
-        self.last_epoch = last_epoch
+        # A callback may change the weights once training ends (EarlyStopping's restore_best_weights):
+        # then the last epoch's are copied too, so that its checkpoint holds that epoch's own.
+        self.last_epoch = last_epoch if not changed_after else float("inf")
         self.interval = interval
         self.clock = clock
         self.saved_at = clock()  # the run folder starts with a checkpoint

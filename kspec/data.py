@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import struct
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,6 +29,7 @@ from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.calls import call_inputs
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref
+from .weights import check_rows, split_weights
 
 BINARY, CATEGORICAL, SPARSE, REGRESSION = "binary", "categorical", "sparse", "regression"
 
@@ -40,13 +41,14 @@ class Dataset:
     inputs: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
     source: str
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights by output (kspec.weights)
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
     def x(self, spec: ModelDef) -> Any:
         """Inputs the way the model takes them: one array, or a list in input order."""
-        arrays = [self.inputs[inp.name] for inp in spec.inputs]
+        arrays = [for_keras(self.inputs[inp.name]) for inp in spec.inputs]
         return arrays[0] if len(arrays) == 1 else arrays
 
     def y(self, spec: ModelDef) -> Any:
@@ -58,7 +60,8 @@ class Dataset:
         start, stop, _ = rows.indices(len(self))
         self.check_batch(stop - start)
         return Dataset({k: v[rows] for k, v in self.inputs.items()},
-                       {k: v[rows] for k, v in self.targets.items()}, self.source)
+                       {k: v[rows] for k, v in self.targets.items()}, self.source,
+                       {k: v[rows] for k, v in self.weights.items()})
 
     def check_batch(self, rows: int) -> None:
         """Refuse batches of stored data too large to hold a few of in memory (readers queue up to 8)."""
@@ -77,12 +80,22 @@ class Dataset:
             return array.window(start, stop) if isinstance(array, StoredArray) else array[start:stop]
 
         return Dataset({k: part(v) for k, v in self.inputs.items()},
-                       {k: part(v) for k, v in self.targets.items()}, self.source)
+                       {k: part(v) for k, v in self.targets.items()}, self.source,
+                       {k: v[start:stop] for k, v in self.weights.items()})
 
     @property
     def streamed(self) -> bool:
         """Whether the arrays are read from their file batch by batch."""
         return any(isinstance(a, StoredArray) for a in [*self.inputs.values(), *self.targets.values()])
+
+
+def for_keras(array: Any) -> Any:
+    """An array as Keras takes it: strings as a TensorFlow string tensor (Keras refuses NumPy's), the rest as is."""
+    if isinstance(array, np.ndarray) and array.dtype.kind in "US":
+        import tensorflow as tf  # only string data gets here: string inputs need TensorFlow anyway
+
+        return tf.constant(array)
+    return array
 
 
 def _row_bytes(array: Any) -> int:
@@ -240,6 +253,7 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
         aliases["x"] = input_names[0]
     if len(output_names) == 1 and "y" in arrays and output_names[0] not in arrays:
         aliases["y"] = output_names[0]
+    arrays, weights = split_weights(arrays, output_names, source)
     named = {aliases.get(key, key): value for key, value in arrays.items()}
     wanted = input_names + (output_names if need_targets else [])
 
@@ -271,7 +285,8 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
         kinds = output_kinds(spec)
         for name in output_names:
             targets[name] = _check_target(named[name], name, output_shapes[name], kinds[name], source)
-    return Dataset(inputs, targets, source)
+    check_rows(weights, len(next(iter(named.values()))), source)
+    return Dataset(inputs, targets, source, weights)
 
 
 def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> Any:
@@ -284,8 +299,15 @@ def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> An
     if dtype is None:  # a string input: Keras takes the strings as they are
         if array.dtype.kind not in "US":
             raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
-                       "expects strings", "store it as a string array")
+                       "has dtype string in the spec and expects strings",
+                       "store the values as a NumPy string array, e.g. numpy.array(values, dtype=str) "
+                       "(never dtype=object), or declare the input's dtype as a number")
         return array
+    if array.dtype.kind in "US":
+        raise fail(DataError, source, f"array '{inp.name}' holds strings (dtype {array.dtype}); input "
+                   f"'{inp.name}' expects numbers ({dtype})",
+                   "store numbers, or declare the input 'dtype: string' in the spec and turn the strings into "
+                   "numbers in the model (e.g. with StringLookup)")
     if dtype.kind in "iu" and not np.issubdtype(array.dtype, np.integer):
         raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
                    f"expects integers ({dtype})", "store it as an integer array")
@@ -447,16 +469,47 @@ def synthetic_inputs(spec: ModelDef, n: int, rng: np.random.Generator) -> dict[s
     for inp in spec.inputs:
         shape = shapes[inp.name]
         dtype = _numpy_dtype(inp.dtype)
-        if dtype is None:  # Keras takes no NumPy array of strings, so there is nothing to make
-            raise fail(DataError, inp.loc, f"synthetic data cannot feed input '{inp.name}' of dtype string",
-                       "kspec makes numbers for synthetic data; give this spec data of your own with --data")
-        if dtype.kind in "iu":
+        if dtype is None:
+            inputs[inp.name] = synthetic_strings(spec, inp.name, shape, rng)
+        elif dtype.kind in "iu":
             inputs[inp.name] = rng.integers(0, ranges.get(inp.name, 10), size=shape).astype(dtype)
         elif dtype.kind == "b":
             inputs[inp.name] = rng.random(shape) < 0.5
         else:
             inputs[inp.name] = rng.random(shape, dtype="float32").astype(dtype)
     return inputs
+
+
+# Words for a string input whose first layer has no vocabulary: short, and few, so that a lookup adapted
+# to them sees each word often.
+SYNTHETIC_WORDS = tuple(f"w{i}" for i in range(16))
+MAX_SYNTHETIC_WORDS = 8  # words in a synthetic text, for a TextVectorization to split
+
+
+def synthetic_strings(spec: ModelDef, name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Strings for a string input: words of the vocabulary of the first layer called on it, if it has one.
+
+    Values for a TextVectorization are texts of a few words; any other layer gets one word a value.
+    """
+    layer = _first_layer_on(spec, name)
+    vocabulary = layer.args.get("vocabulary") if layer is not None else None
+    words = [str(word) for word in vocabulary] if isinstance(vocabulary, list) and vocabulary else None
+    words = np.array(words or SYNTHETIC_WORDS)
+    if layer is None or layer.class_name != "TextVectorization":
+        return words[rng.integers(0, len(words), size=shape)]
+    count = int(np.prod(shape))
+    lengths = rng.integers(1, MAX_SYNTHETIC_WORDS + 1, size=count)
+    texts = [" ".join(words[rng.integers(0, len(words), size=n)]) for n in lengths]
+    return np.array(texts, dtype=str).reshape(shape)
+
+
+def _first_layer_on(spec: ModelDef, name: str) -> LayerDef | None:
+    """The layer (inline or declared) of the first edge called on tensor `name` alone."""
+    for index, edge in enumerate(spec.edges):
+        called_on = call_inputs(spec, index)
+        if isinstance(called_on, Ref) and called_on.name == name:
+            return edge.layer or (spec.layers.get(edge.target.name) if edge.target else None)
+    return None
 
 
 def _refuse_oversized(spec: ModelDef, shapes: dict[str, tuple[int, ...]]) -> None:

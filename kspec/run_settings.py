@@ -35,9 +35,10 @@ class RunSettings:
     processes: int = 1  # with --distributed: the batch size is per process
     checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between checkpoints (the last epoch always has one)
     epochs_completed: int = 0
-    status: str = "running"  # or "completed", "interrupted", "failed"
+    status: str = "running"  # or "completed", "stopped" (by a callback), "interrupted", "failed"
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why a "failed" run stopped
+    stopped: str | None = None  # why a "stopped" run's callback stopped it, and after which epoch
 
 
 # What each run.json field must hold, to refuse an edited file before trusting it.
@@ -46,9 +47,9 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "synthetic": (int, type(None)), "validation_split": (float, int, type(None)), "val_data": (str, type(None)),
     "weights": (str, type(None)), "strategy": (str, type(None)), "shuffle": (bool,), "stream": (bool, type(None)),
     "processes": (int,), "checkpoint_interval": (float, int), "epochs_completed": (int,), "status": (str,),
-    "versions": (dict,), "error": (str, type(None)),
+    "versions": (dict,), "error": (str, type(None)), "stopped": (str, type(None)),
 }
-_STATUSES = ("running", "completed", "interrupted", "failed")
+_STATUSES = ("running", "completed", "stopped", "interrupted", "failed")
 
 
 def settings_problem(data: Any) -> str | None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, held_out, plot
+from . import __version__, adapt, held_out, plot
 from .backend import Cluster, import_keras, stderr_silenced
 from .build import build, check_activation_memory, deep_graphs, keras_errors, load_weights
-from .callbacks import run_callbacks
+from .callbacks import best_weights, check_monitors, run_callbacks, spec_callbacks, why_stopped
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .data import Dataset
 from .distributed import fingerprint, shared_seed, use_data_parallel
@@ -32,6 +32,8 @@ from .files import save_model
 from .run_errors import model_errors
 from .run_data import batch_streams, run_data
 from .run_folder import DAMAGED_HINT, RunFolder
+from .precision import dtype_policy
+from .weights import for_fit, refuse_streamed_weights
 from .run_settings import RunSettings
 from .signals import StopFlag
 from .spec.model import ModelDef
@@ -141,6 +143,10 @@ def _resumed_settings(folder: RunFolder, spec_text: str, options: TrainOptions) 
         settings.epochs = options.epochs
     if options.checkpoint_interval is not None:
         settings.checkpoint_interval = options.checkpoint_interval
+    if settings.status == "stopped" and options.epochs is None:  # a callback's decision stands unless overruled
+        raise fail(RunError, str(folder.path), f"the run was stopped early: {settings.stopped}",
+                   f"its model.keras is the run's result; to train it on anyway, resume with --epochs N "
+                   f"(it stopped at epoch {settings.epochs_completed} of {settings.epochs})")
     return settings
 
 
@@ -151,13 +157,15 @@ def _train(spec: ModelDef, spec_text: str, options: TrainOptions, call: _Call) -
     else:
         settings = _new_settings(spec, options, call.cluster)
         RunFolder.choose(options.out, spec.name)  # refuse a used --out before any work
+    check_monitors(spec, bool(settings.validation_split) or settings.val_data is not None)
     keras = import_keras()
     call.stop.check(spec)
     settings.versions = {"kspec": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
     seed_everything(keras, settings.seed)
     if call.cluster is not None:
         use_data_parallel(keras)
-    with strategy_scope(keras, settings.strategy, call.progress):
+    # Keras's dtype policy is global: set for this run only (kspec.precision).
+    with strategy_scope(keras, settings.strategy, call.progress), dtype_policy(keras, spec.training.mixed_precision):
         run = _prepare(keras, spec, spec_text, options, settings, folder, call)
     if settings.epochs_completed >= settings.epochs:
         raise fail(RunError, str(run.folder.path), f"the run already finished its {settings.epochs} epochs",
@@ -166,10 +174,11 @@ def _train(spec: ModelDef, spec_text: str, options: TrainOptions, call: _Call) -
         for path in folder.damaged:
             call.progress(f"skipped the damaged checkpoint {path}")
         folder.write_history(run.history)  # without the rows past the checkpoint
-        settings.status, settings.error = "running", None
+        settings.status, settings.error, settings.stopped = "running", None, None
         folder.save_settings(settings)
     try:
-        return _fit(keras, spec, run, call)
+        with dtype_policy(keras, spec.training.mixed_precision):
+            return _fit(keras, spec, run, call)
     except Interrupted:
         raise
     except Exception as exc:  # a located error, or a fault of kspec's own: either way, the run failed
@@ -191,9 +200,12 @@ def _prepare(keras: Any, spec: ModelDef, spec_text: str, options: TrainOptions, 
     dataset, validation = run_data(spec, settings, built.output_shapes(), call.cluster)
     call.stop.check(spec)
     if folder is not None:
-        model, history = _restore(keras, spec, folder, settings)
-        folder.check_same_model(built.model, model)
+        model, history = _restore(keras, spec, folder, settings)  # adapted already: its state is in the checkpoint
+        folder.check_same_model(adapt.like_restored(built, model, options.max_params).model, model)
     else:
+        # Layers marked `adapt: true` are fitted to the training rows, never the held-out ones (kspec.adapt).
+        built = adapt.adapt(keras, built, adapt.training_rows(dataset, validation, settings.validation_split),
+                            settings.batch_size, options.max_params, call.progress, call.cluster is not None)
         model, history = built.model, []
         if settings.weights is not None:
             load_weights(model, settings.weights, Location(settings.weights))
@@ -221,14 +233,20 @@ def _fit(keras: Any, spec: ModelDef, run: _Run, call: _Call) -> TrainResult:
 
     # A distributed run saves collectively, so its processes must agree on when: every epoch.
     interval = 0.0 if call.cluster is not None else settings.checkpoint_interval
-    checkpointer = Checkpointer(checkpoint, settings.epochs, interval)
+    own = spec_callbacks(keras, spec)  # after kspec's: each epoch is recorded before they act on it
+    restores = any(getattr(callback, "restore_best_weights", False) for callback in own)
+    checkpointer = Checkpointer(checkpoint, settings.epochs, interval, changed_after=restores)
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
-    callbacks = run_callbacks(keras, folder, history, call.stop, call.progress, checkpointer)
+    callbacks = run_callbacks(keras, folder, history, call.stop, call.progress, checkpointer) + own
     with model_errors(spec, "training"):
         _fit_model(keras, spec, run, call.verbose, callbacks)
     seconds = time.monotonic() - started
     checkpointer.flush(model)  # the last epoch, or the last finished one of a run stopped early
+    kept = best_weights(keras, own)
+    if kept is not None:  # the checkpoints hold each epoch's own weights; model.keras the best epoch's
+        model.set_weights(kept)
+    stopped = why_stopped(keras, own, settings.epochs_completed) if model.stop_training else None
     if history and plot.available():  # an optional extra; training never needs it
         plot.plot(history, folder.path / "curves.png", title=folder.path.name)
     # A signal that came after the last epoch finished stops nothing: the run completes.
@@ -239,7 +257,9 @@ def _fit(keras: Any, spec: ModelDef, run: _Run, call: _Call) -> TrainResult:
             Location(str(folder.path)),
             f"training interrupted; the run folder holds {settings.epochs_completed} finished epoch(s)",
             f"resume with: kspec train {spec.file} --resume {folder.path}")])
-    settings.status = "completed"
+    settings.status, settings.stopped = ("stopped", stopped) if stopped and call.stop.signal is None else ("completed", None)
+    if settings.stopped:
+        call.progress(settings.stopped)
     save_model(model, folder.path / "model.keras")
     folder.save_settings(settings)
     return TrainResult(folder.path, settings.epochs_completed - start_epoch, settings.epochs_completed,
@@ -249,19 +269,23 @@ def _fit(keras: Any, spec: ModelDef, run: _Run, call: _Call) -> TrainResult:
 def _fit_model(keras: Any, spec: ModelDef, run: _Run, verbose: Any, callbacks: list[Any]) -> None:
     """Keras's fit, on arrays in memory or on batch streams read from the data's files."""
     settings, dataset, validation = run.settings, run.dataset, run.validation
+    weighted = {"class_weight": spec.training.class_weight} if spec.training.class_weight is not None else {}
     if dataset.streamed or (validation is not None and validation.streamed):
+        refuse_streamed_weights(dataset, validation)
         train_feed, validation_feed = batch_streams(keras, spec, dataset, validation, settings)
         with reading(train_feed, validation_feed):  # a data file that changed: its own error
             run.model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs,
                           initial_epoch=settings.epochs_completed, shuffle=False, verbose=verbose,
-                          callbacks=callbacks)  # the feed shuffles; Keras would again
+                          callbacks=callbacks, **weighted)  # the feed shuffles; Keras would again
     else:
         run.model.fit(
             dataset.x(spec), dataset.y(spec),
             batch_size=settings.batch_size, epochs=settings.epochs, initial_epoch=settings.epochs_completed,
             validation_split=(settings.validation_split or 0.0) if validation is None else 0.0,
-            validation_data=(validation.x(spec), validation.y(spec)) if validation else None,
+            validation_data=(validation.x(spec), validation.y(spec),
+                             for_fit(validation.weights, spec.output_names, len(validation))) if validation else None,
             shuffle=settings.shuffle, verbose=verbose, callbacks=callbacks,
+            sample_weight=for_fit(dataset.weights, spec.output_names, len(dataset)), **weighted,
         )
 
 
