@@ -47,11 +47,18 @@ def _evaluate(*args):
     return CliRunner().invoke(main, ["evaluate", *map(str, args)])
 
 
-def test_evaluate_run_scores_the_rows_the_split_held_out_as_keras_does(tmp_path):
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory):
+    """A run trained with --validation-split 0.3 on 50 rows, and its data file (shared: neither is changed)."""
+    folder = tmp_path_factory.mktemp("split")
+    data = _data(folder / "d.npz")
+    return _train(folder, "--data", str(data), "--validation-split", "0.3"), data
+
+
+def test_evaluate_run_scores_the_rows_the_split_held_out_as_keras_does(split_run):
     import keras
 
-    data = _data(tmp_path / "d.npz")
-    run = _train(tmp_path, "--data", str(data), "--validation-split", "0.3")
+    run, data = split_run
     assert json.loads((run / "validation.json").read_text())["rows"] == [35, 50]  # Keras: floor(50 * 0.7)
     result = _evaluate("--run", run, "--json")
     assert result.exit_code == 0, result.output
@@ -88,9 +95,8 @@ def test_a_synthetic_run_makes_its_validation_rows_again(tmp_path):
 
 
 @pytest.mark.skipif(not __import__("kspec.plot").plot.available(), reason="matplotlib is not installed")
-def test_evaluate_run_writes_the_report(tmp_path):
-    data = _data(tmp_path / "d.npz")
-    run = _train(tmp_path, "--data", str(data), "--validation-split", "0.3")
+def test_evaluate_run_writes_the_report(tmp_path, split_run):
+    run, data = split_run
     result = _evaluate("--run", run, "--report", tmp_path / "rep", "--json")
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "rep" / "report.json").read_text())
