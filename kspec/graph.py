@@ -178,7 +178,7 @@ class _ModelPicture:
         lines += [indent + _node(self._id(f"output:{ref.name}"), f"{ref.name}\nOutput", _OUTPUT_STYLE)
                   for ref in spec.outputs]
         for row in self.rows:
-            lines += [indent + line for line in self._call_edges(row.layer, row.node, row.inputs)]
+            lines += [indent + line for line in self._call_edges(row.layer, row.node, row.inputs, row.constants)]
         for ref in spec.outputs:
             lines += [indent + _edge(source.node_id, self._id(f"output:{ref.name}"), _edge_label(source))
                       for source in self.sources[ref.name]]
@@ -199,8 +199,12 @@ class _ModelPicture:
             style = _SHARED_STYLE if self.counts[layer] > 1 else None
         return [indent + _node(self._id(layer), label, style)]
 
-    def _call_edges(self, layer: str, node: int, inputs: list[str]) -> list[str]:
-        """One edge per tensor a call takes; keyword tensors ("query=q") keep their keyword."""
+    def _call_edges(self, layer: str, node: int, inputs: list[str], constants: dict[str, Any]) -> list[str]:
+        """One edge per tensor a call takes; keyword tensors ("query=q") keep their keyword.
+
+        The call's constants (`use_causal_mask=True`) are written under the first edge's label.
+        """
+        extra = "".join(f"\n{key}={value!r}" for key, value in constants.items())
         entries = self._ports(layer, "in")
         by_name = {port.name: port for port in entries}
         into = node if self.counts[layer] > 1 else None
@@ -211,7 +215,7 @@ class _ModelPicture:
                 port = by_name.get(keyword) or entries[min(position, len(entries) - 1)]
                 position += 1
                 label = _edge_label(source, tensor=tensor, into=into, keyword=keyword)
-                lines.append(_edge(source.node_id, port.node_id, label))
+                lines.append(_edge(source.node_id, port.node_id, label + (extra if not lines else "")))
         return lines
 
     def _sequential_lines(self, indent: str) -> list[str]:

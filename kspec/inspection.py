@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -72,11 +72,16 @@ class Call:
     input_shapes: list[tuple[Any, ...]]
     output_shapes: list[tuple[Any, ...]]
     params: int
+    constants: dict[str, Any] = field(default_factory=dict)  # the edge's `call`, e.g. training=True
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "node": self.node, "class": self.class_name, "inputs": self.inputs,
-                "input_shapes": [list(s) for s in self.input_shapes],
+                "call": self.constants, "input_shapes": [list(s) for s in self.input_shapes],
                 "output_shapes": [list(s) for s in self.output_shapes], "params": self.params}
+
+    def arguments(self) -> list[str]:
+        """Its inputs, then its constants as Python writes them: `x`, `query=q`, `use_causal_mask=True`."""
+        return self.inputs + [f"{key}={value!r}" for key, value in self.constants.items()]
 
 
 def _shapes(value: Any) -> list[tuple[Any, ...]]:
@@ -110,7 +115,8 @@ def calls(built: Built) -> list[Call]:
             rows.append(Call(
                 layer=layer_name, node=node, class_name=type(layer).__name__, inputs=names,
                 input_shapes=[shape for ref in refs for shape in _shapes(built.tensors[ref.name])],
-                output_shapes=_shapes(built.calls[(layer_name, node)]), params=layer.count_params()))
+                output_shapes=_shapes(built.calls[(layer_name, node)]), params=layer.count_params(),
+                constants={key: constant.value for key, constant in edge.constants.items()}))
     return rows
 
 
@@ -122,7 +128,7 @@ def shape_text(shape: tuple[Any, ...]) -> str:
 def format_table(rows: list[Call]) -> str:
     """The calls as an aligned text table."""
     header = ["layer", "node", "class", "inputs", "input shapes", "output shapes", "params"]
-    cells = [[row.layer, str(row.node), row.class_name, ", ".join(row.inputs),
+    cells = [[row.layer, str(row.node), row.class_name, ", ".join(row.arguments()),
               ", ".join(map(shape_text, row.input_shapes)), ", ".join(map(shape_text, row.output_shapes)),
               f"{row.params:,}"] for row in rows]
     widths = [max(len(line[i]) for line in [header] + cells) for i in range(len(header))]

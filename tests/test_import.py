@@ -450,15 +450,6 @@ def test_custom_layers_are_refused_inside_sub_models_too():
         "  hint: rewrite it with layers from keras.layers")
 
 
-def test_non_tensor_call_arguments_are_refused():
-    x = keras.Input((3,), name="x")
-    model = keras.Model(x, layers.Dropout(0.5, name="drop")(x, training=True), name="always_dropping")
-    assert refusal(model) == (
-        "always_dropping: error: call 0 of 'drop' passes training=True; a spec calls a layer on tensors only "
-        "('in:'), and cannot pass other arguments\n"
-        "  hint: call the layer without that argument before importing")
-
-
 def test_a_layer_shared_across_models_is_refused():
     shared = layers.Dense(3, name="shared")
     inner_in = keras.Input((3,), name="inner_in")

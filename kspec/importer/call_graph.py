@@ -3,8 +3,8 @@
 The importer's intermediate form is a list of `Call`s, one per node that
 belongs to the model, each knowing its layer, its node index, its inputs in
 the form the spec's `in:` writes, and the calls it reads. Everything a spec
-cannot say about a call (a non-tensor argument, a keras.ops operation, a
-nested structure of tensors) is refused here.
+cannot say about a call (a non-tensor argument other than a constant, a
+keras.ops operation, a nested structure of tensors) is refused here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Call:
     deps: list[tuple[int, int]] = field(default_factory=list)  # keys of the calls it reads
     name: str = ""
     output_names: list[str] = field(default_factory=list)
+    constants: dict[str, Any] = field(default_factory=dict)  # the spec's `call`, e.g. training=True
 
     @property
     def key(self) -> tuple[int, int]:
@@ -114,7 +115,8 @@ class GraphReader:
 
         Keras also records arguments it fills in itself (a mask carried by
         the input tensor, `training` from the call's signature, `mask=None`);
-        the rebuilt model records them again, so they are left out.
+        the rebuilt model records them again, so they are left out. Other
+        constants (`use_causal_mask=True`) become the spec's `call`.
         """
         op, where = call.op, prefix + call.op.name
         arguments = call.node.arguments
@@ -130,9 +132,13 @@ class GraphReader:
             if not tensors(value):
                 if _is_default_argument(name, value, params):
                     continue
-                raise self.refuse(f"call {call.index} of '{where}' passes {name}={value!r}; a spec calls a layer "
-                                  "on tensors only ('in:'), and cannot pass other arguments",
-                                  "call the layer without that argument before importing")
+                if not _is_constant(value) or params[name].kind is params[name].VAR_KEYWORD:
+                    raise self.refuse(f"call {call.index} of '{where}' passes {name}={value!r}; a spec passes "
+                                      "tensors ('in:') and constants ('call:': true, false, a number, a string "
+                                      "or null) only",
+                                      "call the layer without that argument before importing")
+                call.constants[name] = value
+                continue
             if _is_implicit_mask(name, value, bound):
                 continue
             tensor_args[name] = value
@@ -201,6 +207,11 @@ def _is_default_argument(name: str, value: Any, params: Any) -> bool:
     if param is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
         return False
     return param.default is not inspect.Parameter.empty and same(value, param.default)
+
+
+def _is_constant(value: Any) -> bool:
+    """A value a spec's `call:` can write (a numpy scalar is not one: YAML would not read it back the same)."""
+    return value is None or type(value) in (bool, int, float, str)
 
 
 def _is_implicit_mask(name: str, value: Any, bound: dict[str, Any]) -> bool:

@@ -128,6 +128,8 @@ class ModelWriter:
             written = references(call.inputs, names)
             if written is not None and written != above:
                 edge["in"] = written
+            if call.constants:
+                edge["call"] = call.constants
             if call.output_names:
                 edge["outputs"] = call.output_names
             edges[call.name] = edge
