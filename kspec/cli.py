@@ -287,6 +287,10 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @click.option("--coordinator", metavar="HOST:PORT", help="Process 0's address (or JAX_COORDINATOR_ADDRESS).")
 @click.option("--num-processes", type=int, help="How many processes (or JAX_NUM_PROCESSES).")
 @click.option("--process-id", type=int, help="This process's number, 0 to N-1 (or JAX_PROCESS_ID).")
+@click.option("--mixed-precision", type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
+              help="Train under this dtype policy (the spec's training.mixed_precision; recorded as a --set).")
+@click.option("--early-stopping-patience", type=click.IntRange(min=0), metavar="EPOCHS",
+              help="The patience of the spec's EarlyStopping callback (recorded as a --set).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @model_options
 @handle_errors
@@ -299,8 +303,9 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
     Ctrl-C stops after the current batch and keeps the last finished epoch;
     --resume continues from there.
     """
-    from .train_options import DistributedOptions, TrainOptions, from_values, unclaimed
+    from .train_options import DistributedOptions, TrainOptions, flag_overrides, from_values, unclaimed
 
+    mixed_precision, patience = values.pop("mixed_precision"), values.pop("early_stopping_patience")
     # Every other option is a TrainOptions or DistributedOptions field, gathered and checked in one place.
     assert not unclaimed(values, TrainOptions, DistributedOptions), unclaimed(values, TrainOptions, DistributedOptions)
     options = from_values(TrainOptions, values)
@@ -328,6 +333,12 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
         if options.strategy is not None:
             raise click.UsageError("--strategy is for one machine; --distributed replaces it")
     model_def = _prepare(spec, overrides, backend)
+    if mixed_precision is not None or patience is not None:  # flags that stand for spec keys: as --set
+        try:
+            overrides += tuple(flag_overrides(model_def.training, mixed_precision, patience))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        model_def = _prepare(spec, overrides, backend)
     if cluster is not None:
         cluster.join()  # before Keras first touches a device
     import_keras(cpu_devices)
@@ -482,7 +493,16 @@ def inspect(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str
     model_def = _prepare(spec, overrides, backend)
     keras = import_keras()
     keras.utils.set_random_seed(request.seed)
+    if request.weights is not None:  # layers marked adapt: true take the state the trained file holds
+        from .adapt import with_saved_state
+
+        model_def = with_saved_state(model_def, request.weights, Location(str(request.weights)))
     built = build_model(model_def, max_params=max_params)
+    if request.weights is None and request.chosen():  # a fresh model: layers marked adapt: true fit its inputs
+        from .adapt import adapt
+
+        built = adapt(keras, built, _inspect_data(model_def, built, request), request.batch_size, max_params,
+                      lambda _: None)
     if not request.chosen():
         rows = inspection.calls(built)
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else inspection.format_table(rows))

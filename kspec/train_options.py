@@ -6,7 +6,9 @@ the run starts into the RunSettings that run.json records. The combinations
 that cannot go together are checked here, in one place, worded as the command
 line's options, for `kspec train` (and any command that trains) to refuse as
 misuse. DistributedOptions holds the options that place this process in a
-multi-process run.
+multi-process run. `flag_overrides` turns the flags that stand for spec keys
+(--mixed-precision, --early-stopping-patience) into the `--set` assignments
+they mean, so that the run's spec.yaml records them like any other override.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Mapping, TypeVar
 
 from .backend import Cluster
 from .build import DEFAULT_MAX_PARAMS
+from .spec.model import TrainingDef
 
 Options = TypeVar("Options", "TrainOptions", "DistributedOptions")
 
@@ -83,3 +86,22 @@ def unclaimed(values: Mapping[str, Any], *kinds: type) -> list[str]:
     """The command's values that no field of `kinds` takes: an option added without its field."""
     claimed = {field.name for kind in kinds for field in fields(kind)}
     return sorted(set(values) - claimed)
+
+
+def flag_overrides(training: TrainingDef, mixed_precision: str | None, patience: int | None) -> list[str]:
+    """The `--set PATH=VALUE` assignments that --mixed-precision and --early-stopping-patience stand for.
+
+    Raises ValueError, worded for the command line, for --early-stopping-patience
+    on a spec with no EarlyStopping callback.
+    """
+    assignments = []
+    if mixed_precision is not None:
+        assignments.append(f"training.mixed_precision={mixed_precision}")
+    if patience is not None:
+        found = [index for index, callback in enumerate(training.callbacks) if callback.class_name == "EarlyStopping"]
+        if not found:
+            raise ValueError("--early-stopping-patience sets the patience of the spec's EarlyStopping, and the spec "
+                             "has none; add '- EarlyStopping: {monitor: val_loss, patience: 3}' under "
+                             "training.callbacks")
+        assignments.append(f"training.callbacks.{found[0]}.patience={patience}")
+    return assignments

@@ -64,7 +64,12 @@ def apply_override(tree: YMap, assignment: str) -> None:
         if not isinstance(node, YMap):
             raise _fail(assignment, f"'{where}' goes inside a single value", "shorten the path")
         holder = node
-        if segment not in node.entries:
+        if segment == "training" and depth == 0 and not last and segment not in node.entries:
+            # A spec without training defaults gets them from the command line (--set training.epochs=3).
+            node.entries[segment] = (YScalar(value.loc, segment, segment), YMap(value.loc))
+        if segments[0] == "training" and depth == 1 and last:
+            pass  # any key of 'training' may be given; the parser checks it like one written in the file
+        elif segment not in node.entries:
             args = _class_args(node)
             if args is not None and (segment in args.entries or last):
                 holder = args  # the class name may be left out of the path
