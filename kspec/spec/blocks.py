@@ -64,8 +64,26 @@ class Block:
     called: bool = False
 
 
+class Problems:
+    """Mistakes in what blocks and calls name (blocks, parameters, tensors, counts).
+
+    Found as the spec is read, but reported with the semantic checks (the
+    model carries them): the parser's own diagnostics are the structural ones,
+    which the JSON Schema finds too.
+    """
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(loc, message, hint))
+
+    def warning(self, loc: Location, message: str, hint: str) -> None:
+        self.diagnostics.append(Diagnostic(loc, message, hint, severity="warning"))
+
+
 # ------------------------------------------------------------------ blocks
-def parse_blocks(parser: Parser, node: YNode | None) -> dict[str, Block]:
+def parse_blocks(parser: Parser, node: YNode | None, problems: Problems) -> dict[str, Block]:
     """The blocks a model declares, each checked once on its own."""
     blocks: dict[str, Block] = {}
     if node is None or (isinstance(node, YScalar) and node.value is None):
@@ -76,22 +94,23 @@ def parse_blocks(parser: Parser, node: YNode | None) -> dict[str, Block]:
     for name, key_node, body in mapping.items():
         if parser.check_name(name, key_node.loc, "block"):
             body_map = parser.expect_map(body, f"block '{name}'", "give it 'inputs', 'edges' and 'outputs'")
-            block = _parse_block(parser, name, key_node.loc, body_map) if body_map is not None else None
+            block = _parse_block(parser, problems, name, key_node.loc, body_map) if body_map is not None else None
             blocks[name] = block or Block(name, key_node.loc, (), {}, (), YMap(key_node.loc), (), broken=True,
                                           known=False)
     for block in blocks.values():
         if not block.broken:
-            block.broken = not _check_calls_within(parser, block, blocks)
+            block.broken = not _check_calls_within(problems, block, blocks)
     return blocks
 
 
-def _parse_block(parser: Parser, name: str, loc: Location, body: YMap) -> Block:
-    before = len(parser.diagnostics)
+def _parse_block(parser: Parser, problems: Problems, name: str, loc: Location, body: YMap) -> Block:
+    before = len(parser.diagnostics), len(problems.diagnostics)
     parser.unknown_keys(body, BLOCK_KEYS, f"block '{name}'")
     for key in ("inputs", "edges", "outputs"):
         if key not in body.entries:
             parser.error(body.loc, f"block '{name}' has no '{key}'", "a block needs 'inputs', 'edges' and 'outputs'")
-    params = [ref.name for ref in _names(parser, body.get("params"), f"'params' of block '{name}'", single=False)]
+    params = [ref.name for ref in _names(parser, problems, body.get("params"), f"'params' of block '{name}'",
+                                         single=False)]
     defaults: dict[str, YNode] = {}
     defaults_node = body.get("defaults")
     if defaults_node is not None and parser.expect_map(defaults_node, f"'defaults' of block '{name}'") is not None:
@@ -100,22 +119,22 @@ def _parse_block(parser: Parser, name: str, loc: Location, body: YMap) -> Block:
             if key in params:
                 defaults[key] = value
             else:
-                parser.error(key_node.loc, f"default for '{key}', which block '{name}' does not declare"
+                problems.error(key_node.loc, f"default for '{key}', which block '{name}' does not declare"
                              + did_you_mean(key, params), f"declare it: 'params: [{', '.join((*params, key))}]'")
-    inputs = _names(parser, body.get("inputs"), f"'inputs' of block '{name}'", single=True)
-    outputs = _names(parser, body.get("outputs"), f"'outputs' of block '{name}'", single=True)
+    inputs = _names(parser, problems, body.get("inputs"), f"'inputs' of block '{name}'", single=True)
+    outputs = _names(parser, problems, body.get("outputs"), f"'outputs' of block '{name}'", single=True)
     edges = body.get("edges")
     if edges is not None and parser.expect_map(edges, f"'edges' of block '{name}'",
                                                "map each tensor's name to the call that makes it") is None:
         edges = None
     block = Block(name, loc, tuple(params), defaults, tuple(inputs), edges or YMap(loc), tuple(outputs))
     if edges is not None:
-        _check_body(parser, block)
-    block.broken = any(d.is_error for d in parser.diagnostics[before:])
+        _check_body(parser, problems, block)
+    block.broken = any(d.is_error for d in parser.diagnostics[before[0]:] + problems.diagnostics[before[1]:])
     return block
 
 
-def _names(parser: Parser, node: YNode | None, what: str, single: bool) -> list[Ref]:
+def _names(parser: Parser, problems: Problems, node: YNode | None, what: str, single: bool) -> list[Ref]:
     """A list of names (or, where `single`, one name) -> Refs; mistakes reported."""
     if node is None:
         return []
@@ -131,13 +150,13 @@ def _names(parser: Parser, node: YNode | None, what: str, single: bool) -> list[
         if not (isinstance(item, YScalar) and isinstance(item.value, str)):
             parser.error(item.loc, f"{what} must hold names, got {type_name(item)}")
         elif any(ref.name == item.value for ref in refs):
-            parser.error(item.loc, f"{what} names '{item.value}' twice")
+            problems.error(item.loc, f"{what} names '{item.value}' twice")
         elif parser.check_name(item.value, item.loc, "tensor" if single else "parameter"):
             refs.append(Ref(item.value, item.loc))
     return refs
 
 
-def _check_body(parser: Parser, block: Block) -> None:
+def _check_body(parser: Parser, problems: Problems, block: Block) -> None:
     """A block's edges on their own: their structure, the names they use, the parameters they use."""
     params = block.params
     defined = {ref.name for ref in block.inputs}
@@ -148,7 +167,8 @@ def _check_body(parser: Parser, block: Block) -> None:
             assert isinstance(body, YMap)
             _check_call_keys(parser, name, body)
             defined |= {name, *(f"{name}_{k}" for k in range(1, _literal_repeat(body) + 1))}
-            defined |= {ref.name for ref in _names(parser, body.get("outputs"), f"'outputs' of edge '{name}'", False)}
+            defined |= {ref.name for ref in _names(parser, problems, body.get("outputs"),
+                                                   f"'outputs' of edge '{name}'", False)}
             in_node = body.get("in")
             refs = list(_scalars(in_node)) if in_node is not None else []
             edges.append(([Ref(s.value, s.loc) for s in refs if isinstance(s.value, str)], body))
@@ -159,7 +179,7 @@ def _check_body(parser: Parser, block: Block) -> None:
     for refs, body in edges:
         for ref in refs:
             if ref.name not in defined:
-                parser.error(ref.loc, f"unknown tensor '{ref.name}' in block '{block.name}'"
+                problems.error(ref.loc, f"unknown tensor '{ref.name}' in block '{block.name}'"
                              + did_you_mean(ref.name, defined),
                              "a block's edges use its inputs and its own tensors; add it to the block's 'inputs'")
         for scalar in _parameter_uses(body):
@@ -167,20 +187,20 @@ def _check_body(parser: Parser, block: Block) -> None:
             assert match is not None
             used.add(match.group(1))
             if match.group(1) not in params:
-                parser.error(scalar.loc, f"parameter '{scalar.value}' is not declared by block '{block.name}'"
+                problems.error(scalar.loc, f"parameter '{scalar.value}' is not declared by block '{block.name}'"
                              + did_you_mean(match.group(1), params),
                              f"add '{match.group(1)}' to the block's 'params'")
     for ref in block.outputs:
         if ref.name not in defined:
-            parser.error(ref.loc, f"output '{ref.name}' of block '{block.name}' is not one of its tensors"
+            problems.error(ref.loc, f"output '{ref.name}' of block '{block.name}' is not one of its tensors"
                          + did_you_mean(ref.name, defined))
     for name in params:
         if name not in used:
-            _warn(parser, block.loc, f"parameter '{name}' of block '{block.name}' is never used",
+            problems.warning(block.loc, f"parameter '{name}' of block '{block.name}' is never used",
                            f"use it as '${name}' in the block's edges, or remove it from 'params'")
 
 
-def _check_calls_within(parser: Parser, block: Block, blocks: dict[str, Block]) -> bool:
+def _check_calls_within(problems: Problems, block: Block, blocks: dict[str, Block]) -> bool:
     """A block's calls name declared blocks, none of which calls it back; False after an error."""
     ok = True
     for _, _, body in block.edges.items():
@@ -188,13 +208,13 @@ def _check_calls_within(parser: Parser, block: Block, blocks: dict[str, Block]) 
         if not isinstance(target, YScalar) or not isinstance(target.value, str):
             continue
         if target.value not in blocks:
-            parser.error(target.loc, f"unknown block '{target.value}'" + did_you_mean(target.value, blocks),
+            problems.error(target.loc, f"unknown block '{target.value}'" + did_you_mean(target.value, blocks),
                          f"declare it under 'blocks:'; the blocks are: {', '.join(blocks) or 'none'}")
             ok = False
         else:
             cycle = _cycle(blocks, target.value, (block.name,))
             if cycle:
-                parser.error(target.loc, f"block '{block.name}' calls itself: {' -> '.join(cycle)}",
+                problems.error(target.loc, f"block '{block.name}' calls itself: {' -> '.join(cycle)}",
                              "a block cannot call itself, directly or through other blocks")
                 ok = False
     return ok
@@ -213,10 +233,6 @@ def _cycle(blocks: dict[str, Block], name: str, path: tuple[str, ...]) -> tuple[
             if found:
                 return found
     return ()
-
-
-def _warn(parser: Parser, loc: Location, message: str, hint: str) -> None:
-    parser.diagnostics.append(Diagnostic(loc, message, hint, severity="warning"))
 
 
 # ------------------------------------------------------------------- calls
@@ -239,8 +255,9 @@ def _literal_repeat(body: YMap) -> int:
 class Expander:
     """Expands the block calls of one model's edges; counts the values made, to bound them."""
 
-    def __init__(self, parser: Parser, blocks: dict[str, Block]):
+    def __init__(self, parser: Parser, blocks: dict[str, Block], problems: Problems):
         self.parser = parser
+        self.problems = problems
         self.blocks = blocks
         self.values = 0
         self.too_large = False
@@ -258,12 +275,12 @@ class Expander:
         edges = self.edges(mapping, scope, "", first, top=True)
         for block in self.blocks.values():
             if not block.called and not block.broken:
-                _warn(self.parser, block.loc, f"block '{block.name}' is never called",
+                self.problems.warning(block.loc, f"block '{block.name}' is never called",
                                     f"call it from an edge with 'block: {block.name}', or remove it")
         defined = {ref.name for edge in edges for ref in edge.tensor_names()} | {i.name for i in inputs}
         for name, target in scope.items():
             if name in defined and name != target:
-                self.parser.error(self.alias_locs[name], f"'{name}' names the output of a block call and "
+                self.problems.error(self.alias_locs[name], f"'{name}' names the output of a block call and "
                                   "another tensor", "rename the edge or the call")
         return tuple(edges), {name: Ref(target, self.alias_locs[name]) for name, target in scope.items()}
 
@@ -324,7 +341,7 @@ class Expander:
         block = self.blocks.get(target.value)
         if block is None:
             if top:
-                parser.error(target.loc, f"unknown block '{target.value}'" + did_you_mean(target.value, self.blocks),
+                self.problems.error(target.loc, f"unknown block '{target.value}'" + did_you_mean(target.value, self.blocks),
                              f"declare it under 'blocks:'; the blocks are: {', '.join(self.blocks) or 'none'}")
             return broken
         block.called = True
@@ -333,18 +350,20 @@ class Expander:
         inputs = self.call_inputs(name, body, block, scope, above)
         repeat = self.repeat(name, body, block)
         params = self.params(name, key_node, body, block, repeat)
-        outputs = _names(parser, body.get("outputs"), f"'outputs' of edge '{name}'", single=False)
+        outputs = _names(parser, self.problems, body.get("outputs"), f"'outputs' of edge '{name}'", single=False)
         if outputs and len(outputs) != len(block.outputs):
-            parser.error(body.key_loc("outputs"), f"edge '{name}' names {len(outputs)} outputs; block "
+            self.problems.error(body.key_loc("outputs"), f"edge '{name}' names {len(outputs)} outputs; block "
                          f"'{block.name}' has {len(block.outputs)} ({', '.join(r.name for r in block.outputs)})")
             return broken
         if repeat > 1 and (outputs or len(block.outputs) > 1):
-            parser.error(body.key_loc("repeat"), f"edge '{name}' repeats block '{block.name}', which has "
+            self.problems.error(body.key_loc("repeat"), f"edge '{name}' repeats block '{block.name}', which has "
                          f"{len(block.outputs)} outputs" if len(block.outputs) > 1 else
                          f"edge '{name}' repeats a block and names its outputs",
                          "a repeated block has one output, which the next call takes as its first input")
             return broken
         if inputs is None or params is None or block.broken:
+            return broken
+        if not self.fits(repeat * self.size(block), key_node.loc, f"edge '{name}'"):
             return broken
         via = (replace(key_node.loc, via=()),) + key_node.loc.via
         edges: list[Edge] = []
@@ -370,16 +389,16 @@ class Expander:
         if node is None:
             if len(block.inputs) == 1 and above is not None:
                 return [above]
-            self.parser.error(body.loc, f"edge '{name}' gives block '{block.name}' no inputs",
+            self.problems.error(body.loc, f"edge '{name}' gives block '{block.name}' no inputs",
                               f"name them in order with 'in': the block takes {wanted}")
             return None
         refs = list(_scalars(node)) if isinstance(node, (YScalar, YSeq)) else None
         if refs is None or any(not isinstance(s.value, str) for s in refs):
-            self.parser.error(node.loc, f"'in' of edge '{name}' must be a tensor name or a list of them, "
+            self.problems.error(node.loc, f"'in' of edge '{name}' must be a tensor name or a list of them, "
                               f"got {type_name(node)}", f"block '{block.name}' takes {wanted}, in that order")
             return None
         if len(refs) != len(block.inputs):
-            self.parser.error(node.loc, f"edge '{name}' gives block '{block.name}' {len(refs)} input(s); it takes "
+            self.problems.error(node.loc, f"edge '{name}' gives block '{block.name}' {len(refs)} input(s); it takes "
                               f"{len(block.inputs)} ({wanted})", "give one tensor for each, in that order")
             return None
         return [scope.get(s.value, s.value) for s in refs]
@@ -407,7 +426,7 @@ class Expander:
         elif isinstance(node, YSeq):
             given = node.items
             if len(given) != repeat:
-                self.parser.error(node.loc, f"'with' of edge '{name}' gives {len(given)} sets of parameters for "
+                self.problems.error(node.loc, f"'with' of edge '{name}' gives {len(given)} sets of parameters for "
                                   f"{repeat} calls", "give one mapping per repetition, or one mapping for all")
                 return None
         else:
@@ -426,13 +445,13 @@ class Expander:
                 if key in block.params:
                     values[key] = value
                 else:
-                    self.parser.error(param_node.loc, f"block '{block.name}' has no parameter '{key}'"
+                    self.problems.error(param_node.loc, f"block '{block.name}' has no parameter '{key}'"
                                       + did_you_mean(key, block.params),
                                       f"its parameters are: {', '.join(block.params) or 'none'}")
                     ok = False
             missing = [p for p in block.params if p not in values]
             if missing:
-                self.parser.error(item.loc if node is not None else key_node.loc,
+                self.problems.error(item.loc if node is not None else key_node.loc,
                                   f"edge '{name}' does not give block '{block.name}' its parameter(s) "
                                   f"{', '.join(missing)}", f"add them: 'with: {{{missing[0]}: ...}}'")
                 ok = False
@@ -450,16 +469,32 @@ class Expander:
         edges = self.edges(copied, scope, prefix, inputs[0] if len(inputs) == 1 else None, top=False)
         return edges, [scope.get(ref.name, ref.name) for ref in block.outputs]
 
+    def size(self, block: Block) -> int:
+        """The values one call of a block copies, its calls' included (blocks that call themselves are broken)."""
+        total = _count(block.edges)
+        for _, _, body in block.edges.items():
+            target = body.get("block") if is_call(body) else None  # type: ignore[union-attr]
+            if isinstance(target, YScalar) and target.value in self.blocks:
+                total += _literal_repeat(body) * self.size(self.blocks[target.value])  # type: ignore[arg-type]
+        return total
+
+    def fits(self, values: int, loc: Location, what: str) -> bool:
+        """Whether `values` more copied values stay within the bound; reported at `loc` (once) if not."""
+        if self.values + values <= MAX_BLOCK_VALUES:
+            return True
+        if not self.too_large:
+            self.too_large = True
+            self.problems.error(loc, f"{what} expands to {self.values + values:,} YAML values with the block calls "
+                                f"before it; block calls may expand to at most {MAX_BLOCK_VALUES:,}, as many as "
+                                "a spec file may hold", "call fewer or smaller blocks, or repeat them less")
+        return False
+
     def copy(self, node: YNode, params: dict[str, YNode], via: tuple[Location, ...],
              substitute: bool, depth: int = 0) -> YNode | None:
         """A copy of a block's text located at `via`, `$NAME` replaced by its value; None past the bound."""
-        self.values += 1
-        if self.values > MAX_BLOCK_VALUES:
-            if not self.too_large:
-                self.too_large = True
-                self.parser.error(via[-1], f"block calls expand to more than {MAX_BLOCK_VALUES:,} values",
-                                  "a spec may hold no more than that; call fewer or smaller blocks, or repeat less")
+        if not self.fits(1, via[-1] if via else node.loc, "a block call"):  # size() counted ahead; this is the bound
             return None
+        self.values += 1
         loc = replace(node.loc, via=via)
         if isinstance(node, YScalar):
             match = PARAMETER.fullmatch(node.value) if substitute and isinstance(node.value, str) else None
@@ -482,6 +517,15 @@ class Expander:
                 return None
             copied.entries[key] = (YScalar(replace(key_node.loc, via=via), key_node.value, key_node.text), new_value)
         return copied
+
+
+def _count(node: YNode) -> int:
+    """The values in a YAML tree, mappings' keys included."""
+    if isinstance(node, YSeq):
+        return 1 + sum(_count(item) for item in node.items)
+    if isinstance(node, YMap):
+        return 1 + sum(1 + _count(value) for _, _, value in node.items())
+    return 1
 
 
 def _scalars(node: YNode) -> list[YScalar]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
-from ..errors import Location
+from ..errors import Diagnostic, Location
 from .load import YNode
 
 
@@ -171,6 +171,8 @@ class ModelDef:
     weights_model: str | None = None  # take them from the sub-model of this name inside that file
     trainable: bool | None = None
     included_from: str | None = None  # the include path as written, if any
+    # Mistakes in what its blocks and block calls name, found while reading it (spec/blocks.py)
+    problems: tuple[Diagnostic, ...] = field(default=(), compare=False)
 
     @property
     def output_names(self) -> list[str]:

@@ -27,7 +27,7 @@ from .keys import MODEL_NAME_PATTERN, NAME_PATTERN, key_names
 from .inputs import parse_inputs
 from .layer_defs import parse_layers
 from .edges import parse_outputs
-from .blocks import Expander, parse_blocks, renamed_outputs
+from .blocks import Expander, Problems, parse_blocks, renamed_outputs
 from .submodels import parse_models, parse_sequential
 from .settings import parse_compile, parse_training
 
@@ -130,14 +130,15 @@ class Parser:
         inputs = parse_inputs(self, tree.get("inputs"))
         layers = parse_layers(self, tree.get("layers"))
         models = parse_models(self, tree.get("models"), file)
-        blocks = parse_blocks(self, tree.get("blocks"))
-        edges, aliases = Expander(self, blocks).model_edges(tree.get("edges"), inputs)  # calls expanded
+        problems = Problems()  # what blocks' names mean: reported with the semantic checks
+        blocks = parse_blocks(self, tree.get("blocks"), problems)
+        edges, aliases = Expander(self, blocks, problems).model_edges(tree.get("edges"), inputs)  # calls expanded
         outputs = renamed_outputs(parse_outputs(self, tree.get("outputs")), aliases)
         compile_def = parse_compile(tree) if top else None
         training = parse_training(self, tree.get("training")) if top else TrainingDef()
         return ModelDef(name=name, loc=tree.loc, file=file, inputs=inputs, layers=layers,
                         models=models, edges=edges, outputs=outputs, compile=compile_def,
-                        training=training)
+                        training=training, problems=tuple(problems.diagnostics))
 
     def referenced_file(self, node: YNode, file: str, what: str, hint: str,
                         max_bytes: int | None = None) -> Path | None:

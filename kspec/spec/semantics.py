@@ -32,6 +32,7 @@ def _warning(loc: Location, message: str, hint: str | None = None) -> Diagnostic
 def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
     """Every problem in a model and its sub-models."""
     catalogue = catalogue_module.load()
+    yield from model.problems  # blocks' names and calls, checked as they were expanded
     for sub in model.models.values():
         if sub.included_from is None:  # included files were checked when they were read
             yield from check_model(sub, top=False)
@@ -201,6 +202,8 @@ def _check_adapt(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnos
         elif repeat > 1:
             yield _error(layer.loc, f"a repeated {layer.class_name} cannot be adapted",
                          "adapt one layer: drop 'repeat', or write the layers as edges of their own")
+        else:
+            yield from _check_adapted_width(layer)
     stack = list(model.models.values())
     while stack:
         sub = stack.pop()
@@ -209,6 +212,25 @@ def _check_adapt(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnos
             yield _error(layer.loc, f"{layer.class_name} in sub-model '{sub.name}' is marked 'adapt: true'; "
                          "only layers of the top-level model are adapted",
                          "move the layer into the top-level model's edges, or give it its state as arguments")
+
+
+_VOCABULARY_LAYERS = ("StringLookup", "IntegerLookup", "TextVectorization")
+
+
+def _check_adapted_width(layer: LayerDef) -> Iterator[Diagnostic]:
+    """A vocabulary layer's output must have a known width before it is adapted: the model is built first."""
+    mode = layer.args.get("output_mode", "int")
+    if layer.class_name not in _VOCABULARY_LAYERS or mode == "int":
+        return
+    if mode == "tf_idf":
+        yield _error(layer.loc, f"{layer.class_name} with output_mode 'tf_idf' cannot be adapted by kspec: "
+                     "its adapted idf weights are not carried into the saved model",
+                     "use output_mode 'count' or 'multi_hot', or give 'vocabulary' and 'idf_weights' yourself")
+    elif not isinstance(layer.args.get("max_tokens"), int) or layer.args.get("pad_to_max_tokens") is not True:
+        yield _error(layer.loc, f"{layer.class_name} with output_mode '{mode}' and 'adapt: true' needs "
+                     "'max_tokens' and 'pad_to_max_tokens: true'",
+                     "its output is max_tokens wide, which must be known when the model is built, before "
+                     "adapt finds the vocabulary; or use output_mode 'int' followed by CategoryEncoding")
 
 
 def _check_names(model: ModelDef) -> Iterator[Diagnostic]:

@@ -1,0 +1,256 @@
+"""Blocks (`blocks:` and `block:` calls): what they build, how they are named, and their mistakes."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import SPECS
+
+from kspec import catalogue
+from kspec.build import build
+from kspec.spec import read_spec, validate
+
+
+def _built(path):
+    model_def, _ = read_spec(path)
+    return build(model_def).model
+
+
+def _same_weights_same_outputs(model, expected, shape):
+    """Both models: same layer classes, names and configs; with the same weights, the same outputs."""
+    assert [(layer.name, type(layer).__name__) for layer in model.layers] == \
+        [(layer.name, type(layer).__name__) for layer in expected.layers]
+    for ours, theirs in zip(model.layers, expected.layers):
+        assert ours.get_config() == theirs.get_config(), ours.name
+    expected.set_weights(model.get_weights())
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------ resnet_blocks
+def _unit(x, filters, name, down):
+    """He et al.'s basic residual unit, written out as specs/resnet_blocks.yaml's blocks are."""
+    layers = keras.layers
+    strides = 2 if down else 1
+    y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if down:
+        shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"{name}_shortcut")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+    else:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def _resnet_blocks():
+    layers = keras.layers
+    image = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem")(image)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = _unit(x, 16, "conv2_1", down=False)
+    x = _unit(x, 16, "conv2_2", down=False)
+    x = _unit(x, 32, "conv3_1", down=True)
+    x = _unit(x, 32, "conv3", down=False)
+    x = _unit(x, 64, "conv4_1", down=True)
+    x = _unit(x, 64, "conv4", down=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    out = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    return keras.Model(image, out, name="resnet_blocks")
+
+
+def test_resnet_blocks_builds_the_hand_written_resnet():
+    _same_weights_same_outputs(_built(SPECS / "resnet_blocks.yaml"), _resnet_blocks(), (2, 32, 32, 3))
+
+
+# ------------------------------------------------------------------- naming
+MLP_BLOCKS = """\
+inputs:
+  x: {shape: [4]}
+blocks:
+  layer:
+    params: [units]
+    defaults: {activation: relu}
+    inputs: a
+    edges:
+      dense: {Dense: {units: $units, activation: $activation}, in: a}
+      drop: {Dropout: {rate: 0.1}}
+    outputs: drop
+edges:
+  first: {Dense: {units: 8}}
+  stack: {block: layer, with: [{units: 6}, {units: 5, activation: tanh}, {units: 4}]}
+  head: {Dense: {units: 1}}
+  skip: {Concatenate: {}, in: [stack_1, stack]}
+outputs: [head, skip]
+"""
+
+
+def test_calls_name_layers_after_the_call_and_the_block_edge(write_spec):
+    text = MLP_BLOCKS.replace("    params: [units]", "    params: [units, activation]")
+    model = _built(write_spec(text))
+    names = [layer.name for layer in model.layers]
+    assert names == ["x", "first", "stack_1_dense", "stack_1_drop", "stack_2_dense", "stack_2_drop",
+                     "stack_3_dense", "stack_3_drop", "head", "skip"]
+    # Each repetition has its own parameters, the defaults filling in what a call leaves out.
+    assert [model.get_layer(f"stack_{k}_dense").units for k in (1, 2, 3)] == [6, 5, 4]
+    assert [model.get_layer(f"stack_{k}_dense").activation.__name__ for k in (1, 2, 3)] == ["relu", "tanh", "relu"]
+    # `head` takes the call's output (the tensor above); `stack_1` and `stack` are repetitions' outputs.
+    assert model.get_layer("head").input is model.get_layer("stack_3_drop").output
+    skip_inputs = model.get_layer("skip").input
+    assert skip_inputs[0] is model.get_layer("stack_1_drop").output
+    assert skip_inputs[1] is model.get_layer("stack_3_drop").output
+
+
+def _expected_pair_model():
+    layers = keras.layers
+    x = keras.Input((4,), name="x")
+    c = keras.Input((4,), name="c")
+    inner = layers.Dense(4, name="p_left_dense")(x)
+    left = layers.Add(name="p_left_sum")([inner, c])
+    right = layers.Dense(2, name="p_right")(c)
+    out = layers.Concatenate(name="out")([left, right])
+    return keras.Model([x, c], [out, right], name="spec")
+
+
+def test_nested_calls_and_a_block_with_two_outputs(write_spec):
+    path = write_spec("""\
+inputs:
+  x: {shape: [4]}
+  c: {shape: [4]}
+blocks:
+  plus:
+    params: [units]
+    inputs: [a, b]
+    edges:
+      dense: {Dense: {units: $units}, in: a}
+      sum: {Add: {}, in: [dense, b]}
+    outputs: sum
+  pair:
+    params: [units]
+    inputs: [a, b]
+    edges:
+      left: {block: plus, with: {units: $units}, in: [a, b]}
+      right: {Dense: {units: 2}, in: b}
+    outputs: [left, right]
+edges:
+  p: {block: pair, with: {units: 4}, in: [x, c], outputs: [l, r]}
+  out: {Concatenate: {}, in: [l, r]}
+outputs: [out, r]
+""")
+    _same_weights_same_outputs_pair(_built(path))
+
+
+def _same_weights_same_outputs_pair(model):
+    expected = _expected_pair_model()
+    assert [(layer.name, type(layer).__name__) for layer in model.layers] == \
+        [(layer.name, type(layer).__name__) for layer in expected.layers]
+    expected.set_weights(model.get_weights())
+    rng = np.random.default_rng(1)
+    x = [rng.normal(size=(2, 4)).astype("float32") for _ in range(2)]
+    for ours, theirs in zip(model.predict(x, verbose=0), expected.predict(x, verbose=0)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_a_block_may_call_a_declared_layer_of_the_model_shared_by_every_call(write_spec):
+    model = _built(write_spec("""\
+inputs:
+  x: {shape: [4]}
+layers:
+  shared: {Dense: {units: 4}}
+blocks:
+  twice:
+    inputs: a
+    edges:
+      s: {layer: shared, in: a}
+      own: {Dense: {units: 4}}
+    outputs: own
+edges:
+  t: {block: twice, repeat: 2}
+outputs: [t]
+"""))
+    assert [layer.name for layer in model.layers] == ["x", "shared", "t_1_own", "t_2_own"]
+    assert len(model.get_layer("shared")._inbound_nodes) == 2
+
+
+# ------------------------------------------------------------------ mistakes
+def _errors(path):
+    _, diagnostics = validate(path)
+    return [d.format(with_source=False) for d in diagnostics if d.is_error]
+
+
+def test_a_mistake_a_call_reveals_is_shown_at_the_block_and_noted_at_each_call(write_spec):
+    path = write_spec("""\
+inputs:
+  x: {shape: [4]}
+blocks:
+  b:
+    inputs: a
+    edges:
+      d: {Dense: {unitz: 2}, in: a}
+    outputs: d
+edges:
+  one: {block: b, repeat: 3}
+  two: {block: b}
+outputs: [two]
+""")
+    hint = "  hint: Dense takes: " + ", ".join(catalogue.load()["layers"]["Dense"]["args"])
+    assert _errors(path) == [
+        f"{path}:7:19: error: unknown argument 'unitz' for Dense; did you mean 'units'?\n{hint}\n"
+        f"  note: in the block called at {path}:10:3",
+        f"{path}:7:19: error: unknown argument 'unitz' for Dense; did you mean 'units'?\n{hint}\n"
+        f"  note: in the block called at {path}:11:3",
+    ]
+
+
+def test_an_expansion_past_the_bound_is_refused_quickly(write_spec):
+    path = write_spec("""\
+inputs:
+  x: {shape: [4]}
+blocks:
+  wide:
+    inputs: a
+    edges:
+      d1: {Dense: {units: 4, activation: relu, use_bias: true}, in: a}
+      d2: {Dense: {units: 4, activation: relu, use_bias: true}}
+      d3: {Dense: {units: 4, activation: relu, use_bias: true}}
+    outputs: d3
+  deep:
+    inputs: a
+    edges:
+      w: {block: wide, repeat: 1000, in: a}
+    outputs: w
+edges:
+  y: {block: deep, repeat: 1000}
+outputs: [y]
+""")
+    start = time.perf_counter()
+    errors = _errors(path)
+    assert time.perf_counter() - start < 10
+    assert errors == [
+        f"{path}:17:3: error: edge 'y' expands to 33,009,000 YAML values with the block calls before it; "
+        "block calls may expand to at most 200,000, as many as a spec file may hold\n"
+        "  hint: call fewer or smaller blocks, or repeat them less"]
+
+
+def test_a_call_with_no_tensor_above_must_give_its_inputs(write_spec):
+    path = write_spec("""\
+inputs: {x: [4], z: [4]}
+blocks:
+  b:
+    inputs: a
+    edges:
+      d: {Dense: {units: 2}, in: a}
+    outputs: d
+edges:
+  y: {block: b}
+outputs: [y]
+""")
+    assert _errors(path) == [f"{path}:9:6: error: edge 'y' gives block 'b' no inputs\n"
+                             "  hint: name them in order with 'in': the block takes a"]
