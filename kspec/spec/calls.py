@@ -150,8 +150,8 @@ def check_wrapped(model: ModelDef) -> Iterator[Diagnostic]:
                                  "name a layer declared under 'layers:' or a sub-model under 'models:', "
                                  "or write the layer inline, e.g. '{LSTM: {units: 32}}'")
             elif _wraps(model, name, owner):
-                yield Diagnostic(loc, f"{layer.class_name} '{owner}' wraps '{name}', which wraps '{owner}'"
-                                 if name != owner else f"{layer.class_name} '{owner}' wraps itself",
+                through = f" through '{name}'" if name != owner else ""
+                yield Diagnostic(loc, f"{layer.class_name} '{owner}' wraps itself{through}",
                                  "a wrapper wraps another layer; declare the wrapped layer apart")
 
 
