@@ -97,6 +97,9 @@ def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None
     if result is not None:
         result.params = built.model.count_params()
     check_activation_memory(built, SAMPLES)
+    from .adapt import adapt_synthetic
+
+    built = adapt_synthetic(built, SAMPLES, max_params)  # layers marked adapt: true, on the same synthetic rows
     with model_errors(spec, "predicting and training two steps on synthetic data"):
         return _predict_and_train(spec, built.model)
 

@@ -65,7 +65,8 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
                 self.failure = exc
                 raise
             x = batch.x(spec)
-            return x, batch.y(spec)
+            # A tuple: with a string input, Keras cannot type a list that mixes a TensorFlow tensor and arrays.
+            return (tuple(x) if isinstance(x, list) else x), batch.y(spec)
 
         def on_epoch_end(self) -> None:
             if shuffle:
