@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,39 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     assert result.exit_code == 1
     assert result.stderr == (f"{tmp_path}: error: not a kspec run folder (no run.json)\n  hint: --run takes the "
                              "folder a `kspec train` wrote (its --out, or runs/NAME-TIMESTAMP)\n")
+
+
+def _copy_run(run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def test_an_unfinished_run_is_refused_with_how_to_finish_it(split_run, tmp_path):
+    run = _copy_run(split_run[0], tmp_path)
+    (run / "model.keras").unlink()
+    result = _evaluate("--run", run)
+    assert result.exit_code == 1
+    assert result.stderr == (f"{run / 'model.keras'}: error: the run has no final model: it has not finished\n"
+                             f"  hint: finish it with: kspec train {run / 'spec.yaml'} --resume {run}\n")
+
+
+def test_an_edited_validation_record_is_refused(split_run, tmp_path):
+    run = _copy_run(split_run[0], tmp_path)
+    record = json.loads((run / "validation.json").read_text())
+    (run / "validation.json").write_text(json.dumps({**record, "rows": [40, 30]}))
+    result = _evaluate("--run", run)
+    assert result.exit_code == 1
+    assert result.stderr == (f"{run / 'validation.json'}: error: the validation record was edited or damaged: "
+                             "'rows' must be [START, STOP] with 0 <= START < STOP\n"
+                             "  hint: restore the run folder's files as kspec wrote them\n")
+
+
+def test_a_spec_other_than_the_runs_is_refused(split_run, tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(SPEC.replace("units: 8", "units: 9"))
+    result = _evaluate(other, "--run", split_run[0])
+    assert result.exit_code == 1
+    ran = split_run[0] / "spec.yaml"
+    assert result.stderr == (f"{other}: error: the spec differs from the one the run trained ({ran})\n"
+                             f"  hint: leave out SPEC (and --set): --run evaluates with {ran}\n")
