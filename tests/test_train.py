@@ -48,7 +48,7 @@ def test_run_folder_contents(tmp_path):
     _train(SPECS / "mlp.yaml", run, synthetic_n=64, epochs=4, batch_size=16, seed=3, validation_split=0.25,
            checkpoint_interval=0)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "curves.png", "history.csv", "logs",
-                                                    "model.keras", "run.json", "spec.yaml"]
+                                                    "model.keras", "run.json", "spec.yaml", "validation.json"]
     # every epoch was checkpointed (interval 0), and the last three are kept
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "epoch-0002.keras", "epoch-0003.keras", "epoch-0004.keras"]
