@@ -1,7 +1,7 @@
 """Arrays read from .npy files and .npz archives, their headers checked before anything is allocated.
 
 Every array kspec reads enters here. A header is untrusted: it may promise a
-negative or enormous shape, a dtype that is not plain numbers (objects,
+negative or enormous shape, a dtype that is not plain numbers or strings (objects,
 which would be unpickled; structured records; complex numbers), or more bytes
 than the file holds. Each is refused, naming the file and the array, before
 memory is allocated or data is read. No pickle is ever loaded.
@@ -177,7 +177,8 @@ def read_header(handle: BinaryIO, where: str, key: str, size: int) -> Header:
         raise refuse("has no valid .npy header (magic string, version, then a dict of descr, fortran_order "
                      "and shape)", "save the arrays with numpy.save or numpy.savez") from None
     if dtype.hasobject:
-        raise refuse("holds Python objects, which kspec does not load", "store plain numeric arrays")
+        raise refuse("holds Python objects, which kspec does not load",
+                     "store numbers, or strings as a NumPy string array: numpy.array(values, dtype=str)")
     if dtype.kind in REFUSED_KINDS or dtype.subdtype is not None:
         what = "an array inside each value" if dtype.subdtype is not None else REFUSED_KINDS[dtype.kind]
         raise refuse(f"has dtype {dtype}: {what}, not plain numbers", "store each field as a numeric array of its own")

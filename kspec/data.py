@@ -304,8 +304,8 @@ def _check_input(array: Any, inp: Any, ids_limit: int | None, source: str) -> An
                        "(never dtype=object), or declare the input's dtype as a number")
         return array
     if array.dtype.kind in "US":
-        raise fail(DataError, source, f"array '{inp.name}' holds strings (dtype {array.dtype}); input "
-                   f"'{inp.name}' expects numbers ({dtype})",
+        raise fail(DataError, source, f"array '{inp.name}' has dtype {array.dtype}; input '{inp.name}' "
+                   f"expects numbers ({dtype})",
                    "store numbers, or declare the input 'dtype: string' in the spec and turn the strings into "
                    "numbers in the model (e.g. with StringLookup)")
     if dtype.kind in "iu" and not np.issubdtype(array.dtype, np.integer):

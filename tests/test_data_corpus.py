@@ -118,7 +118,7 @@ def _image_header(shape: str) -> bytes:
     return _lying_npy(f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}", _images().tobytes())
 
 
-TYPED = "typed"  # a spec with an int32, a uint8, a float16 and a bool input, written by the fixture below
+TYPED = "typed"  # a spec with an int32, a uint8, a float16, a bool and a string input, written by the fixture below
 TYPED_SPEC = """\
 name: typed
 inputs:
@@ -126,14 +126,17 @@ inputs:
   small: {shape: [2], dtype: uint8}
   half: {shape: [2], dtype: float16}
   flag: {shape: [2], dtype: bool}
+  word: {shape: [1], dtype: string}
 edges:
   a: {Dense: {units: 1}, in: ids}
   b: {Dense: {units: 1}, in: small}
   c: {Dense: {units: 1}, in: half}
   d: {Dense: {units: 1}, in: flag}
+  word_ids: {StringLookup: {vocabulary: [cat, dog], output_mode: one_hot}, in: word}
+  e: {Dense: {units: 1}, in: word_ids}
   out:
     Add: {}
-    in: [a, b, c, d]
+    in: [a, b, c, d, e]
 outputs: [out]
 loss: mse
 optimizer: sgd
@@ -142,7 +145,8 @@ optimizer: sgd
 
 def _typed(**bad):
     arrays = {"ids": np.zeros((6, 2), "int64"), "small": np.zeros((6, 2), "int64"),
-              "half": np.zeros((6, 2), "float32"), "flag": np.zeros((6, 2), bool), "out": np.zeros((6, 1))}
+              "half": np.zeros((6, 2), "float32"), "flag": np.zeros((6, 2), bool), "word": np.full((6, 1), "cat"),
+              "out": np.zeros((6, 1))}
     return _npz(**{**arrays, **bad})
 
 
@@ -229,6 +233,11 @@ CASES = {
     "fraction_into_bool": (TYPED, _typed(flag=np.full((6, 2), 0.5)), ALL,
                            "error: array 'flag' holds values from 0.5 to 0.5, which bool cannot hold: only 0 and 1; "
                            "the cast would change them"),
+    "numbers_for_strings": (TYPED, _typed(word=np.zeros((6, 1), "float32")), ALL,
+                            "error: array 'word' has dtype float32; input 'word' has dtype string in the spec and "
+                            "expects strings"),
+    "objects_for_strings": (TYPED, _typed(word=np.array([["cat"]] * 6, dtype=object)), ALL,
+                            "error: array 'word' holds Python objects, which kspec does not load"),
     "target_beyond_float32": (TYPED, _typed(out=np.full((6, 1), 1e300)), TARGETS,
                               "error: array 'out' holds values from 1e+300 to 1e+300, which float32 cannot hold: "
                               "-3.40282e+38 to 3.40282e+38; the cast would change them"),
