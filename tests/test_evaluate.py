@@ -195,3 +195,13 @@ def test_a_spec_other_than_the_runs_is_refused(split_run, tmp_path):
     ran = split_run[0] / "spec.yaml"
     assert result.stderr == (f"{other}: error: the spec differs from the one the run trained ({ran})\n"
                              f"  hint: leave out SPEC (and --set): --run evaluates with {ran}\n")
+
+
+def test_a_streamed_run_is_evaluated_on_the_rows_its_stream_held_out(tmp_path):
+    # 47 rows: Keras's split of arrays in memory holds out 15 (from row 32), kspec's stream 14 (from row 33)
+    run = _train(tmp_path, "--data", str(_data(tmp_path / "d.npz", rows=47)), "--validation-split", "0.3", "--stream")
+    assert json.loads((run / "validation.json").read_text())["rows"] == [33, 47]
+    result = _evaluate("--run", run, "--json")
+    assert result.exit_code == 0, result.output
+    last = read_history(run / "history.csv")[-1]
+    assert json.loads(result.stdout)["loss"] == pytest.approx(last["val_loss"], rel=1e-6)
