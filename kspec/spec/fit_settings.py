@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     from .parse import Parser
 
 ALLOWED_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN")
-_RUN_FOLDER = "kspec's run folder already does this"
+_RUN_FOLDER = "kspec's run folder already"
 REFUSED_CALLBACKS = {
-    "ModelCheckpoint": f"{_RUN_FOLDER}: checkpoints/ and model.keras",
-    "BackupAndRestore": f"{_RUN_FOLDER}: kspec train --resume continues a stopped run",
-    "OrbaxCheckpoint": f"{_RUN_FOLDER}: checkpoints/ and model.keras",
-    "TensorBoard": f"{_RUN_FOLDER}: TensorBoard logs in logs/",
-    "CSVLogger": f"{_RUN_FOLDER}: every epoch's losses and metrics in history.csv",
+    "ModelCheckpoint": f"{_RUN_FOLDER} writes checkpoints (checkpoints/) and the final model (model.keras)",
+    "BackupAndRestore": f"{_RUN_FOLDER} resumes a stopped run (kspec train --resume)",
+    "OrbaxCheckpoint": f"{_RUN_FOLDER} writes checkpoints (checkpoints/) and the final model (model.keras)",
+    "TensorBoard": f"{_RUN_FOLDER} writes TensorBoard logs (logs/)",
+    "CSVLogger": f"{_RUN_FOLDER} writes every epoch's losses and metrics (history.csv)",
     "ProgbarLogger": "kspec train shows Keras's progress bar itself (-q hides it)",
     "History": "Keras records the history itself, and kspec writes it to history.csv",
     "CallbackList": "it only groups callbacks; list them under 'callbacks' instead",
