@@ -210,3 +210,19 @@ def test_a_wrapper_declared_before_the_layer_it_wraps(write_spec):
         outputs: [y]
         """)
     assert built.layers["both_ways"].forward_layer.units == 2
+
+
+def test_import_names_the_sub_model_a_wrapper_wraps(tmp_path):
+    original = _video_qa_reference()
+    text = from_model(original)
+    spec = yaml.safe_load(text)
+    assert spec["edges"]["encoded_frames"] == {"TimeDistributed": {"layer": "vision_model"}, "in": "video"}
+    assert "vision_model" in spec["models"]
+    path = tmp_path / "imported.yaml"
+    path.write_text(text, encoding="utf-8")
+    rebuilt = build(read_spec(path)[0]).model
+    assert rebuilt.get_layer("encoded_frames").layer is rebuilt.get_layer("vision_model")
+    rng = np.random.default_rng(3)
+    data = [rng.standard_normal((2, 3, 8, 8, 1)).astype("float32"), rng.standard_normal((2, 8, 8, 1)).astype("float32"),
+            rng.integers(0, 20, (2, 6)).astype("int32")]
+    _same_outputs(rebuilt, original, data)

@@ -44,7 +44,14 @@ class ArgumentWriter:
         except Exception as exc:  # e.g. a lambda's source that cannot be found
             raise self.refuse(f"layer '{where}' ({class_name}) cannot give its config: "
                               f"{keras_message(exc)}") from None
+        wrapped = getattr(layer, "layer", None)
+        by_name = isinstance(layer, self.keras.layers.Wrapper) and isinstance(wrapped, self.keras.Model)
+        if by_name:  # TimeDistributed(vision_model): compared with a stand-in, written as the sub-model's name
+            stand_in = self.keras.layers.Identity(name=wrapped.name)
+            config = {**config, "layer": self.keras.saving.serialize_keras_object(stand_in)}
         args = self.explicit_args(type(layer), config, keep_name=False)
+        if by_name:
+            args["layer"] = wrapped.name
         if frozen and args.get("trainable") is False:
             del args["trainable"]  # the sub-model's `trainable: false` freezes it
         return {class_name: self.layer_args(class_name, args, where)}
