@@ -545,12 +545,12 @@ def labels_from_teacher(outputs: dict[str, np.ndarray], kinds: dict[str, str]) -
     return labels
 
 
-def synthetic(spec: ModelDef, n: int, seed: int, teacher: Callable[[Any], list[np.ndarray]]) -> Dataset:
-    """`n` samples of spec-shaped inputs, labelled by `teacher` (a copy of the model)."""
+def synthetic(spec: ModelDef, n: int, seed: int, teacher: Callable[[Dataset], list[np.ndarray]]) -> Dataset:
+    """`n` samples of spec-shaped inputs, labelled by `teacher` (a copy of the model, given the inputs)."""
     rng = np.random.default_rng(seed)
     inputs = synthetic_inputs(spec, n, rng)
     dataset = Dataset(inputs, {}, f"synthetic data ({n} samples, seed {seed})")
-    outputs = teacher(dataset.x(spec))
+    outputs = teacher(dataset)
     named = dict(zip(spec.output_names, outputs))
     dataset.targets = labels_from_teacher(named, output_kinds(spec))
     return dataset

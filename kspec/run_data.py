@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .adapt import adapt
 from .backend import Cluster, import_keras
 from .build import build
 from .data import Dataset, check_training_data, load_npz, synthetic
@@ -48,13 +49,17 @@ def _make_data(spec: ModelDef, settings: RunSettings, student_shapes: dict[str, 
     return shard(dataset, cluster)
 
 
-def _teacher(spec: ModelDef) -> Callable[[Any], list[Any]]:
-    """A second, freshly initialised copy of the model, whose outputs label synthetic data."""
-    teacher = build(spec, compile=False).model  # the same on every process: built from the same seed
+def _teacher(spec: ModelDef) -> Callable[[Dataset], list[Any]]:
+    """A second, freshly initialised copy of the model, whose outputs label synthetic data.
 
-    def predict(x: Any) -> list[Any]:
+    Its layers marked `adapt: true` are adapted to the synthetic inputs it labels.
+    """
+    built = build(spec, compile=False)  # the same on every process: built from the same seed
+
+    def predict(inputs: Dataset) -> list[Any]:
+        teacher = adapt(import_keras(), built, inputs, 256, None, lambda _: None).model
         with model_errors(spec, "labelling synthetic data with a copy of the model"):
-            outputs = teacher.predict(x, batch_size=256, verbose=0)
+            outputs = teacher.predict(inputs.x(spec), batch_size=256, verbose=0)
         return outputs if isinstance(outputs, list) else [outputs]
 
     return predict
