@@ -6,6 +6,7 @@ import time
 
 import keras
 import numpy as np
+import yaml
 import pytest
 from conftest import SPECS
 
@@ -254,3 +255,33 @@ outputs: [y]
 """)
     assert _errors(path) == [f"{path}:9:6: error: edge 'y' gives block 'b' no inputs\n"
                              "  hint: name them in order with 'in': the block takes a"]
+
+
+# -------------------------------------------------------------------- import
+def _resnet_named_for_blocks():
+    """A small ResNet whose units are named as kspec names a repeated call's layers (STAGE_K_LAYER)."""
+    layers = keras.layers
+    image = keras.Input((16, 16, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(image)
+    for k in (1, 2, 3):
+        x = _unit(x, 8, f"conv2_{k}", down=False)
+    x = _unit(x, 16, "conv3_down", down=True)
+    for k in (1, 2):
+        x = _unit(x, 16, f"conv3_{k}", down=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    out = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    return keras.Model(image, out, name="resnet")
+
+
+def test_import_writes_runs_of_identical_units_as_a_repeated_block(tmp_path):
+    from test_import import assert_round_trip
+
+    text = assert_round_trip(_resnet_named_for_blocks(), tmp_path)  # same layers, names and outputs
+    spec = yaml.safe_load(text)
+    assert list(spec["blocks"]) == ["conv2", "conv3"]
+    assert spec["blocks"]["conv2"]["inputs"] == "x"
+    assert list(spec["blocks"]["conv2"]["edges"]) == ["conv1", "bn1", "relu1", "conv2", "bn2", "add", "out"]
+    assert spec["blocks"]["conv2"]["outputs"] == "out"
+    assert spec["edges"]["conv2"] == {"block": "conv2", "repeat": 3}
+    assert spec["edges"]["conv3"] == {"block": "conv3", "repeat": 2}
+    assert "conv3_down_conv1" in spec["edges"]  # a unit of its own kind stays as it was

@@ -3,7 +3,8 @@
 Walks a model and its sub-models, checks what a spec can hold at model level
 (classes, names, a layer owned by one model, frozen and dict-output models),
 and puts the pieces together: inputs from the input layers, edges from the
-calls that call_graph.py reads and naming.py names, layer arguments from
+calls that call_graph.py reads and naming.py names (runs of identical units
+written as blocks by blocks.py), layer arguments from
 layer_args.py, compile settings from compiled.py. The result is a plain dict
 in spec order, which render.py writes as text.
 """
@@ -15,10 +16,12 @@ from typing import Any, Iterator
 
 from ..spec.keys import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, snake_case
 from .layer_args import ArgumentWriter
+from .blocks import with_blocks
 from .call_graph import GraphReader, tensor_key
 from .compiled import CompileWriter
 from .context import Context
 from .naming import name_calls, references, tensor_names, with_repeats
+from .standins import with_standins
 
 __all__ = ["ModelWriter"]
 
@@ -61,14 +64,14 @@ class ModelWriter:
         return spec
 
     def graph_of(self, model: Any, path: str) -> Any:
-        """The functional graph of a model (a built Sequential keeps one inside)."""
+        """The functional graph of a model (a built Sequential keeps one inside), with stand-ins (standins.py)."""
         if isinstance(model, self.keras.Sequential):
             graph = getattr(model, "_functional", None)
             if graph is None:
                 raise self.refuse(f"Sequential model '{path or model.name}' has no input shape",
                                   "build it first: give it a keras.Input, or call it on data")
             return graph
-        return model
+        return with_standins(self.keras, model)
 
     def check_model_class(self, model: Any, path: str) -> None:
         from keras.src.models.functional import Functional
@@ -125,6 +128,10 @@ class ModelWriter:
                 edge = {"layer": op.name}
             else:
                 edge = dict(self.arguments.layer_def(op, where, frozen))
+                inner = getattr(op, "layer", None)
+                if isinstance(inner, self.keras.Model) and inner.name not in models:  # wrapped by name
+                    self.check_name(inner.name, "sub-model", prefix + inner.name)
+                    models[inner.name] = self.submodel(inner, prefix + inner.name)
             written = references(call.inputs, names)
             if written is not None and written != above:
                 edge["in"] = written
@@ -138,12 +145,16 @@ class ModelWriter:
         if len(set(outputs)) < len(outputs):
             raise self.refuse(f"model '{path or graph.name}' lists the same tensor twice among its outputs; "
                               "a spec lists each output once", "return each tensor once")
-        edges = with_repeats(edges, set(inputs) | set(layers) | set(models) | set(names.values()))
+        used = set(inputs) | set(layers) | set(models) | set(names.values())
+        edges = with_repeats(edges, used)
+        edges, blocks = with_blocks(edges, used, next(iter(inputs)) if len(inputs) == 1 else None)
         result: dict[str, Any] = {"inputs": inputs}
         if layers:
             result["layers"] = layers
         if models:
             result["models"] = models
+        if blocks:
+            result["blocks"] = blocks
         result["edges"] = edges
         result["outputs"] = outputs
         return result

@@ -51,7 +51,12 @@ def _render_model(spec: dict[str, Any], indent: int, top: bool) -> list[str]:
             for name, sub in value.items():
                 lines.append(f"{pad}  {_flow(name)}:")
                 lines += _render_model(sub, indent + 2, top=False)
-        elif key in ("inputs", "layers", "edges"):
+        elif key == "blocks":
+            lines.append(f"{pad}blocks:")
+            for name, block in value.items():
+                lines.append(f"{pad}  {_flow(name)}:")
+                lines += _render_model(block, indent + 2, top=False)
+        elif key in ("inputs", "layers", "edges") and isinstance(value, dict):  # a block's `inputs: x` is a name
             lines.append(f"{pad}{key}:")
             for name, entry in value.items():
                 lines += _entry(name, entry, indent + 1)

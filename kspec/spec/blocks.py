@@ -249,7 +249,7 @@ def _literal_repeat(body: YMap) -> int:
     repeat, with_node = body.get("repeat"), body.get("with")
     if isinstance(repeat, YScalar) and isinstance(repeat.value, int) and not isinstance(repeat.value, bool):
         return min(max(repeat.value, 1), MAX_REPEAT)
-    return len(with_node.items) if isinstance(with_node, YSeq) else 1
+    return max(len(with_node.items), 1) if isinstance(with_node, YSeq) else 1
 
 
 class Expander:
