@@ -226,3 +226,18 @@ def test_import_names_the_sub_model_a_wrapper_wraps(tmp_path):
     data = [rng.standard_normal((2, 3, 8, 8, 1)).astype("float32"), rng.standard_normal((2, 8, 8, 1)).astype("float32"),
             rng.integers(0, 20, (2, 6)).astype("int32")]
     _same_outputs(rebuilt, original, data)
+
+
+def test_import_declares_a_sub_model_only_a_wrapper_uses(tmp_path):
+    frame = keras.Input((4,), name="frame")
+    inner = keras.Model(frame, layers.Dense(2, name="project")(frame), name="per_frame")
+    frames = keras.Input((3, 4), name="frames")
+    original = keras.Model(frames, layers.TimeDistributed(inner, name="each")(frames), name="wrapped_only")
+    text = from_model(original)
+    assert list(yaml.safe_load(text)["models"]) == ["per_frame"]
+    path = tmp_path / "imported.yaml"
+    path.write_text(text, encoding="utf-8")
+    _, diagnostics = validate(str(path))
+    assert diagnostics == []
+    rebuilt = build(read_spec(path)[0]).model
+    _same_outputs(rebuilt, original, np.random.default_rng(4).standard_normal((2, 3, 4)).astype("float32"))
