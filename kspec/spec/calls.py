@@ -63,6 +63,8 @@ def check_call_keywords(model: ModelDef, edge: Edge, inputs: CallInputs,
                 yield Diagnostic(edge.inputs_loc, f"{owner} is not called with a tensor '{key}'"
                                  f"{did_you_mean(key, call['params'])}",
                                  f"its call takes: {', '.join(call['params'])}")
+    if not edge.constants:
+        return
     tensors = {ref.name for e in model.edges for ref in e.tensor_names()} | {inp.name for inp in model.inputs}
     for key, constant in edge.constants.items():
         if key not in call["params"] and not call["var_keyword"]:
