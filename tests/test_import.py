@@ -411,7 +411,7 @@ class Scale(layers.Layer):
 
 def _arithmetic():
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
-    return keras.Model([a, b], layers.Dense(2, name="out")(a + b), name="arithmetic")
+    return keras.Model([a, b], layers.Dense(2, name="out")(ops.maximum(a, b)), name="arithmetic")
 
 
 def _activation():
@@ -420,7 +420,7 @@ def _activation():
 
 
 @pytest.mark.parametrize("make, op_class, hint", [
-    (_arithmetic, "Add", "use the layer keras.layers.Add instead"),
+    (_arithmetic, "Maximum", "use the layer keras.layers.Maximum instead"),
     (_activation, "Tanh", "do it with a layer from keras.layers instead"),
 ], ids=["tensor arithmetic", "keras.ops call"])
 def test_keras_ops_are_refused_by_name(make, op_class, hint):
@@ -430,6 +430,34 @@ def test_keras_ops_are_refused_by_name(make, op_class, hint):
         f"{model.name}: error: '{op.name}' is a keras.ops operation ({op_class}), not a layer: Keras records one "
         "for tensor arithmetic such as x + y, or a keras.ops call on a model's tensors; a spec has no form for it\n"
         f"  hint: {hint}")
+
+
+def test_arithmetic_becomes_the_layers_that_compute_it(tmp_path):
+    """x + y, x * 0.5, 1 - x, ...: each keras.ops call becomes Add, Subtract, Multiply or Rescaling, named as it."""
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    x = layers.Dense(3, name="dense")(a)
+    y = (1.0 - ((x + b) * 0.5 - 2.0)) / 4.0
+    original = keras.Model([a, b], layers.Dense(2, name="out")(y * x), name="arithmetic")
+    names = [op.name for op in original.operations if type(op).__module__ == "keras.src.ops.numpy"]
+    assert len(names) == 6  # add, multiply, subtract, subtract, true_divide, multiply
+
+    ra, rb = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    rx = layers.Dense(3, name="dense")(ra)
+    ry = layers.Add(name=names[0])([rx, rb])
+    ry = layers.Rescaling(0.5, name=names[1])(ry)
+    ry = layers.Rescaling(1.0, -2.0, name=names[2])(ry)
+    ry = layers.Rescaling(-1.0, 1.0, name=names[3])(ry)
+    ry = layers.Rescaling(0.25, name=names[4])(ry)
+    ry = layers.Multiply(name=names[5])([ry, rx])
+    reference = keras.Model([ra, rb], layers.Dense(2, name="out")(ry), name="arithmetic")
+
+    rebuilt = rebuild(from_model(original), tmp_path)
+    assert_same_structure(reference, rebuilt)
+    for name in ("dense", "out"):  # the stand-ins have no weights
+        rebuilt.get_layer(name).set_weights(original.get_layer(name).get_weights())
+    inputs = random_inputs(original)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rebuilt(inputs)),
+                               keras.ops.convert_to_numpy(original(inputs)), rtol=1e-6, atol=1e-6)
 
 
 def test_lambda_layers_are_refused():
