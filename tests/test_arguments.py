@@ -34,6 +34,9 @@ def test_the_catalogue_knows_kinds_from_defaults_and_docstrings():
     "{Dense: {units: 2, dtype: float64}}",
     "{Rescaling: {scale: [0.5, 0.5, 0.5, 0.5]}}",  # a per-channel list where the doc says Float
     "{TimeDistributed: {layer: {Dense: {units: 2, use_bias: false}}}}",
+    "{RNN: {cell: [{LSTMCell: {units: 2}}, {GRUCell: {units: 3, kernel_initializer: {Orthogonal: {}}}}]}}",
+    "{Bidirectional: {layer: {LSTM: {units: 2, return_sequences: true}}, "
+    "backward_layer: {LSTM: {units: 2, return_sequences: true, go_backwards: true}}}}",
 ])
 def test_values_keras_takes_pass(write_spec, edge):
     assert errors(write_spec, edge) == []
@@ -53,3 +56,16 @@ def test_an_integer_dtype_is_refused_only_where_there_are_weights(write_spec):
     assert errors(write_spec, "{Activation: {activation: relu, dtype: int32}}") == []
     assert errors(write_spec, "{Embedding: {input_dim: 4, output_dim: 2, dtype: int32}}") == [
         "Embedding has trainable weights, which cannot have dtype 'int32'; gradients need a float dtype"]
+
+
+def test_nested_classes_are_checked_where_they_sit(write_spec):
+    """A class of no kind kspec builds, in an argument with no known kind; a schedule where a number goes."""
+    assert errors(write_spec, "{Pipeline: {layers: [{Rescaling: {scale: 2}}, {Normalizaton: {}}]}}") == [
+        "unknown layer class 'Normalizaton' in argument 'layers' of Pipeline; did you mean 'Normalization'?"]
+    assert errors(write_spec, "{Dense: {units: 2, bias_constraint: {L2: {}}}}") == [
+        "argument 'bias_constraint' of Dense takes a constraint, not the regularizer class 'L2'"]
+    assert errors(write_spec, "{Dense: {units: 2, dtype: {FloatPolicy: {}}}}") == []  # dtype: Keras's to judge
+    assert errors(write_spec, "{StringLookup: {vocabulary: {Foo: {}}}}") == [
+        "unknown class 'Foo' in argument 'vocabulary' of StringLookup"]
+    schedule = "optimizer: {Adam: {learning_rate: {CosineDecay: {initial_learning_rate: 0.1, decay_steps: 9}}}}\n"
+    assert errors(write_spec, "{Dense: {units: 1}}", schedule + "loss: mse\n") == []
