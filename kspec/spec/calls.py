@@ -141,8 +141,11 @@ def wrappers(model: ModelDef) -> Iterator[tuple[str, LayerDef]]:
     yield from model.sequence
 
 
-def check_wrapped(model: ModelDef) -> Iterator[Diagnostic]:
-    """Each name a wrapper gives is a layer or sub-model of the same model, and none wraps itself."""
+def check_wrapped(model: ModelDef, catalogue: dict[str, Any]) -> Iterator[Diagnostic]:
+    """Each name a wrapper gives is a layer or sub-model of the same model, and none wraps itself.
+
+    Bidirectional's must be a recurrent layer: the classes whose call takes `sequences` first.
+    """
     callables = list(model.layers) + list(model.models)
     for owner, layer in wrappers(model):
         for name, loc in wrapped(layer):
@@ -155,6 +158,18 @@ def check_wrapped(model: ModelDef) -> Iterator[Diagnostic]:
                 through = f" through '{name}'" if name != owner else ""
                 yield Diagnostic(loc, f"{layer.class_name} '{owner}' wraps itself{through}",
                                  "a wrapper wraps another layer; declare the wrapped layer apart")
+            elif layer.class_name == "Bidirectional" and not _recurrent(model, name, catalogue):
+                yield Diagnostic(loc, f"Bidirectional '{owner}' wraps '{name}', which is not a recurrent layer",
+                                 "name a declared LSTM, GRU, SimpleRNN, RNN or ConvLSTM layer")
+
+
+def _recurrent(model: ModelDef, name: str, catalogue: dict[str, Any]) -> bool:
+    """Whether the declared layer `name` is recurrent; an unknown class is reported elsewhere."""
+    layer = model.layers.get(name)
+    if layer is None:
+        return False  # a sub-model
+    info = catalogue["layers"].get(layer.class_name)
+    return info is None or (info["call"]["params"][:1] == ["sequences"] and layer.class_name != "Bidirectional")
 
 
 def _wraps(model: ModelDef, start: str, target: str) -> bool:

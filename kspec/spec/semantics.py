@@ -38,7 +38,7 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
             yield from check_model(sub, top=False)
     if model.kind == "broken":
         return
-    yield from check_wrapped(model)
+    yield from check_wrapped(model, catalogue)
     if model.kind == "sequential":
         yield from _check_sequential(model, catalogue)
         return
