@@ -191,3 +191,15 @@ def test_summary_model_shows_the_submodel_alone():
     assert result.exit_code == 0, result.output
     assert 'Model: "decoder"' in result.stdout
     assert "decoder_probs" in result.stdout and "encoder_lstm" not in result.stdout
+
+
+def test_the_file_s_submodels_are_found_at_every_depth_outermost_first():
+    from kspec.submodel_weights import file_submodels
+
+    def model(cls, name, *layers):
+        return {"class_name": cls, "config": {"name": name, "layers": list(layers)}}
+
+    dense = {"class_name": "Dense", "config": {"name": "dense"}}
+    config = model("Functional", "whole", model("Functional", "outer", model("Sequential", "inner", dense)),
+                   model("Functional", "side", dense), dense)
+    assert file_submodels(config) == ["outer", "side", "inner"]
