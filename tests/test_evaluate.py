@@ -205,3 +205,25 @@ def test_a_streamed_run_is_evaluated_on_the_rows_its_stream_held_out(tmp_path):
     assert result.exit_code == 0, result.output
     last = read_history(run / "history.csv")[-1]
     assert json.loads(result.stdout)["loss"] == pytest.approx(last["val_loss"], rel=1e-6)
+
+
+@pytest.mark.skipif(not __import__("kspec.plot").plot.available(), reason="matplotlib is not installed")
+def test_a_report_on_given_data_has_regression_errors_and_a_scatter_plot(tmp_path):
+    import keras
+
+    spec = tmp_path / "reg.yaml"
+    spec.write_text(SPEC.replace("units: 3, activation: softmax", "units: 1")
+                    .replace("sparse_categorical_crossentropy", "mse").replace("metrics: [accuracy]", "metrics: [mae]"))
+    assert CliRunner().invoke(main, ["build", str(spec), "-o", str(tmp_path / "m.keras")]).exit_code == 0
+    data = tmp_path / "d.npz"
+    x = np.random.default_rng(2).normal(size=(20, 4)).astype("float32")
+    np.savez(data, x=x, cls=x[:, :1] * 2.0)
+    result = _evaluate(spec, "--weights", tmp_path / "m.keras", "--data", data, "--report", tmp_path / "rep", "--json")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())["outputs"]["cls"]
+    errors = keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0)[:, 0] - x[:, 0] * 2.0
+    assert saved["kind"] == "regression" and saved["count"] == 20
+    assert saved["mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-5)
+    assert saved["mae"] == pytest.approx(json.loads(result.stdout)["mae"], rel=1e-5)  # Keras's own metric agrees
+    assert saved["rmse"] == pytest.approx(np.sqrt((errors ** 2).mean()), rel=1e-5)
+    assert (tmp_path / "rep" / "cls-scatter.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
