@@ -11,15 +11,17 @@ model, its node order, what each call was given), never its Python source:
   out (found by constructing the class with fewer arguments and comparing
   configs), so the spec reads like one a person would write.
 
-What the spec language cannot say (a Lambda layer, a class outside
-keras.layers, a keras.ops operation, a non-tensor call argument, a config
-value with no YAML form) is refused with a located RunError naming the layer;
-nothing is dropped silently.
+Arithmetic that keras.layers compute exactly (`x + y`, `x * 0.5`) is read as
+those layers (standins.py). What the spec language cannot say (a Lambda
+layer, a class outside keras.layers, another keras.ops operation, a call
+argument YAML cannot carry, a config value with no YAML form) is refused
+with a located RunError naming the layer; nothing is dropped silently.
 
 The pipeline, one module a step:
 
     load_model.py   a .keras file, checked by kspec.modelfile, loaded in safe mode
     model_writer.py model, sub-models, Sequential lists -> a spec dict
+    standins.py     keras.ops arithmetic -> the keras.layers computing the same
     call_graph.py   one graph's calls, what each was given, in file order
     naming.py       edge and tensor names, `in:` references, repeats
     layer_args.py   layer configs -> spec arguments, defaults left out
