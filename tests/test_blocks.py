@@ -285,3 +285,18 @@ def test_import_writes_runs_of_identical_units_as_a_repeated_block(tmp_path):
     assert spec["edges"]["conv2"] == {"block": "conv2", "repeat": 3}
     assert spec["edges"]["conv3"] == {"block": "conv3", "repeat": 2}
     assert "conv3_down_conv1" in spec["edges"]  # a unit of its own kind stays as it was
+
+
+@pytest.mark.slow
+def test_an_imported_resnet50_reads_like_the_papers_table(tmp_path):
+    from test_import import assert_round_trip
+
+    text = assert_round_trip(keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10), tmp_path)
+    spec = yaml.safe_load(text)
+    assert list(spec["blocks"]) == ["conv2_block", "conv3_block", "conv4_block", "conv5_block"]
+    # Each stage: its first unit (strided, with a projection shortcut) as edges, then one line per identity unit.
+    calls = {stage: [name for name, edge in spec["edges"].items() if edge.get("block") == f"{stage}_block"]
+             for stage in ("conv2", "conv3", "conv4", "conv5")}
+    assert {stage: len(names) + 1 for stage, names in calls.items()} == {"conv2": 3, "conv3": 4, "conv4": 6, "conv5": 3}
+    assert calls["conv3"] == ["conv3_block2", "conv3_block3", "conv3_block4"]
+    assert list(spec["blocks"]["conv2_block"]["edges"])[:3] == ["1_conv", "1_bn", "1_relu"]

@@ -1,100 +1,136 @@
-"""Runs of identical blocks in an imported graph, written as one block called with `repeat`.
+"""Runs of identical units in an imported graph, written as calls of one block.
 
-kspec names the layers of a call `C` repeated N times `C_1_E` ... `C_N_E`
-(spec/blocks.py). A graph whose consecutive edges are named that way, where
-every unit k holds the same edges E (same layer classes and arguments, wired
-the same way inside the unit) and takes one tensor from outside (unit 1 any
-tensor, unit k the last edge of unit k-1), is exactly what
+A unit is a run of consecutive edges whose names share a prefix ending in a
+number, `P_E...` with P = STEM K (Keras's ResNet50: `conv2_block2_1_conv`
+... `conv2_block2_out`, P = conv2_block2). Units P = STEM K, STEM K+1, ...
+that follow each other and hold the same edges E (same layer classes and
+arguments, wired the same way inside the unit), each taking one tensor from
+outside (the first unit any tensor, each next unit the last edge of the one
+before), are what calls of one block build, layer names included
+(spec/blocks.py names a call's layers CALL_E):
 
-    blocks: {C: {inputs: x, edges: {E...}, outputs: LAST}}
-    edges:  {C: {block: C, in: INPUT, repeat: N}}
+    blocks: {conv2_block: {inputs: x, edges: {1_conv: ..., out: ...}, outputs: out}}
+    edges:
+      conv2_block2: {block: conv2_block}
+      conv2_block3: {block: conv2_block}
 
-builds, layer names included; so it is written that way. Anything else (a
-shared layer or a sub-model inside a unit, a layer with several outputs, a
-unit reaching into another unit) is left as plain edges.
+When the units are numbered from 1 with STEM ending in '_' (kspec's own
+naming, `stage_1_conv`, `stage_2_conv`), one call with `repeat` says the same.
+Anything else (a shared layer or a sub-model inside a unit, a layer with
+several outputs, a unit reaching into another unit) stays as plain edges.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ..spec.keys import NAME_PATTERN
 
 __all__ = ["with_blocks"]
 
-_UNIT = re.compile(r"(.+)_1_([A-Za-z_][A-Za-z0-9_]*)")
+_NUMBERED = re.compile(r"(.*[^0-9])([1-9][0-9]*)")  # STEM K, K without leading zeros
+# A unit's own names: joined to a call's name, so they may start with a digit, but
+# hold a letter (YAML would read `1_0` as a number).
+_LOCAL = re.compile(r"[A-Za-z0-9_]*[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass
+class _Run:
+    stem: str
+    first: int  # the number of the first unit
+    count: int
+    length: int  # edges per unit
+    block: dict[str, Any]
+    source: str  # the tensor the first unit takes
 
 
 def with_blocks(edges: dict[str, Any], used: set[str], above: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`edges` with each run of identical units replaced by a call; and the blocks the calls name.
+    """`edges` with each run of identical units replaced by calls of a block; and the blocks.
 
     `used` holds every name the model defines (inputs, layers, sub-models,
     tensors); `above` is the tensor the first edge takes when it has no `in`.
     """
     names = list(edges)
+    taken = used | set(edges)
     result: dict[str, Any] = {}
     blocks: dict[str, Any] = {}
     i = 0
     while i < len(names):
-        found = _run_at(edges, names, i, used | set(blocks), result, above)
-        if found is None:
+        run = _run_at(edges, names, i, above, taken)
+        if run is None:
             result[names[i]] = edges[names[i]]
             above = names[i]
             i += 1
             continue
-        call, block, count, length = found
-        blocks[call] = block
-        source = _source(edges[names[i]], above)
-        result[call] = {"block": call, **({"in": source} if source != above else {}), "repeat": count}
-        above = names[i + count * length - 1]
-        i += count * length
+        name = _block_name(run, blocks)
+        blocks[name] = run.block
+        first_in = {"in": run.source} if run.source != above else {}
+        if _repeatable(run, taken):
+            result[run.stem[:-1]] = {"block": name, **first_in, "repeat": run.count}
+        else:
+            for k in range(run.first, run.first + run.count):
+                result[f"{run.stem}{k}"] = {"block": name, **(first_in if k == run.first else {})}
+        i += run.count * run.length
+        above = names[i - 1]
     return result, blocks
 
 
-def _run_at(edges: dict[str, Any], names: list[str], i: int, used: set[str], before: dict[str, Any],
-            above: str | None) -> tuple[str, dict[str, Any], int, int] | None:
-    """(call name, block, repetitions, edges per unit) of a run starting at names[i], or None."""
-    match = _UNIT.fullmatch(names[i])
-    if match is None:
-        return None
-    call = match.group(1)
-    if not NAME_PATTERN.fullmatch(call):
-        return None
-    first = _unit(names, i, call, 1)
-    if not first:
-        return None
-    source = _source(edges[names[i]], above)
-    if source is None:
-        return None
-    block = _localized(edges, first, call, 1, source)
-    if block is None:
-        return None
-    count = 1
-    while True:
-        k = count + 1
-        unit = _unit(names, i + count * len(first), call, k)
-        if len(unit) != len(first) or [n.split(f"{call}_{k}_", 1)[1] for n in unit] != \
-                [n.split(f"{call}_1_", 1)[1] for n in first]:
-            break
-        previous_last = names[i + count * len(first) - 1]
-        if _localized(edges, unit, call, k, _source(edges[unit[0]], previous_last)) != block \
-                or _source(edges[unit[0]], previous_last) != previous_last:
-            break
-        count += 1
-    # The call's name and C_1 ... C_N name tensors after expansion: they must be free.
-    aliases = {call, *(f"{call}_{k}" for k in range(1, count + 1))}
-    if count < 2 or aliases & (used | set(edges) | set(before)):
-        return None
-    return call, block, count, len(first)
+def _repeatable(run: _Run, taken: set[str]) -> bool:
+    """Whether `STEM: {repeat: N}` makes these names: units 1 ... N of a stem ending in '_' (CALL_K_E)."""
+    call = run.stem[:-1]
+    return run.stem.endswith("_") and run.first == 1 and bool(NAME_PATTERN.fullmatch(call)) \
+        and call not in taken
 
 
-def _unit(names: list[str], start: int, call: str, k: int) -> list[str]:
-    """The consecutive names from `start` that belong to unit k of `call`."""
-    prefix = f"{call}_{k}_"
+def _block_name(run: _Run, blocks: dict[str, Any]) -> str:
+    """The stem (`conv2_block`), or, when another run took it, the first unit's name (`block_7`)."""
+    for name in (run.stem.rstrip("_"), f"{run.stem}{run.first}"):
+        if NAME_PATTERN.fullmatch(name) and name not in blocks:
+            return name
+    name, n = "block", 2
+    while name in blocks:
+        name, n = f"block_{n}", n + 1
+    return name
+
+
+def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, taken: set[str]) -> _Run | None:
+    """The run of two or more identical units starting at names[i] (the largest units first), or None."""
+    name = names[i]
+    for cut in [m.start() for m in re.finditer("_", name)]:
+        match = _NUMBERED.fullmatch(name[:cut])
+        if match is None:
+            continue
+        stem, first = match.group(1), int(match.group(2))
+        unit = _unit(names, i, f"{stem}{first}")
+        source = _source(edges[name], above)
+        block = _localized(edges, unit, f"{stem}{first}", source)
+        if block is None:
+            continue
+        count = 1
+        while True:
+            start = i + count * len(unit)
+            prefix = f"{stem}{first + count}"
+            following = _unit(names, start, prefix)
+            previous_last = names[start - 1]
+            if [n[len(prefix):] for n in following] != [n[len(f"{stem}{first}"):] for n in unit] \
+                    or _source(edges[following[0]], previous_last) != previous_last \
+                    or _localized(edges, following, prefix, previous_last) != block:
+                break
+            count += 1
+        # The calls' names become names of tensors (their outputs): they must be free.
+        calls = {f"{stem}{k}" for k in range(first, first + count)}
+        if count >= 2 and not calls & taken:
+            return _Run(stem, first, count, len(unit), block, source)  # type: ignore[arg-type]
+    return None
+
+
+def _unit(names: list[str], start: int, prefix: str) -> list[str]:
+    """The consecutive names from `start` of the form PREFIX_E."""
     unit = []
     for name in names[start:]:
-        if not name.startswith(prefix) or not NAME_PATTERN.fullmatch(name[len(prefix):]):
+        if not name.startswith(prefix + "_") or not _LOCAL.fullmatch(name[len(prefix) + 1:]):
             break
         unit.append(name)
     return unit
@@ -106,12 +142,11 @@ def _source(edge: dict[str, Any], above: str | None) -> str | None:
     return written if isinstance(written, str) else None
 
 
-def _localized(edges: dict[str, Any], unit: list[str], call: str, k: int, source: str | None) -> dict[str, Any] | None:
-    """The unit as a block: its edges renamed E, its one outside tensor the input `x`; None if it is no block."""
-    if source is None:
+def _localized(edges: dict[str, Any], unit: list[str], prefix: str, source: str | None) -> dict[str, Any] | None:
+    """The unit as a block: its edges named E, its one outside tensor the input `x`; None if it is no block."""
+    if source is None or not unit:
         return None
-    prefix = f"{call}_{k}_"
-    local = {name: name[len(prefix):] for name in unit}
+    local = {name: name[len(prefix) + 1:] for name in unit}
     for name in unit:  # the tensors a repeated layer makes: E_1 ... E_R
         repeat = edges[name].get("repeat", 1)
         local.update({f"{name}_{r}": f"{local[name]}_{r}" for r in range(1, repeat + 1)} if repeat > 1 else {})

@@ -13,7 +13,8 @@
 
 A call is an edge with `block:`. Each call makes new layers, named after the
 call and the block's own edge: `stage_1_conv`, `stage_1_sum`, `stage_2_conv`,
-... (`stage_conv` when the call is not repeated). `$NAME` stands for a
+... (`stage_conv` when the call is not repeated); being always joined to a
+call's name, a block's own names may start with a digit. `$NAME` stands for a
 parameter in a block edge's values (its layer's arguments, `call`, a nested
 call's `with`). The call's name, `stage_1` ... `stage_N` and the names under a
 call's `outputs` stand for the block's outputs; every later use of them is
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Diagnostic, Location, did_you_mean
 from .edges import parse_edges
-from .keys import CALL, MAX_BLOCK_VALUES, MAX_REPEAT, key_names, keys_in
+from .keys import CALL, MAX_BLOCK_VALUES, MAX_REPEAT, NAME_PATTERN, key_names, keys_in
 from .load import YMap, YNode, YScalar, YSeq, type_name
 from .model import CallInputs, Edge, InputDef, Ref
 
@@ -48,6 +49,9 @@ CALL_KEYS = tuple(key.name for key in keys_in(CALL))
 # An edge's keys whose values name tensors, layers or blocks, or count: never parameters.
 _STRUCTURAL = ("in", "layer", "block", "repeat", "outputs")
 PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+# A block's own tensors are always joined to a call's name (CALL_NAME), so
+# they may start with a digit, as Keras names ResNet's layers (conv2_block1_1_conv).
+LOCAL_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _parse_block(parser: Parser, problems: Problems, name: str, loc: Location, b
                 problems.error(key_node.loc, f"default for '{key}', which block '{name}' does not declare"
                              + did_you_mean(key, params), f"declare it: 'params: [{', '.join((*params, key))}]'")
     inputs = _names(parser, problems, body.get("inputs"), f"'inputs' of block '{name}'", single=True)
-    outputs = _names(parser, problems, body.get("outputs"), f"'outputs' of block '{name}'", single=True)
+    outputs = _names(parser, problems, body.get("outputs"), f"'outputs' of block '{name}'", single=True, local=True)
     edges = body.get("edges")
     if edges is not None and parser.expect_map(edges, f"'edges' of block '{name}'",
                                                "map each tensor's name to the call that makes it") is None:
@@ -134,8 +138,9 @@ def _parse_block(parser: Parser, problems: Problems, name: str, loc: Location, b
     return block
 
 
-def _names(parser: Parser, problems: Problems, node: YNode | None, what: str, single: bool) -> list[Ref]:
-    """A list of names (or, where `single`, one name) -> Refs; mistakes reported."""
+def _names(parser: Parser, problems: Problems, node: YNode | None, what: str, single: bool,
+           local: bool = False) -> list[Ref]:
+    """A list of names (or, where `single`, one name) -> Refs; mistakes reported. `local`: a block's own tensors."""
     if node is None:
         return []
     if single and isinstance(node, YScalar) and isinstance(node.value, str):
@@ -151,7 +156,8 @@ def _names(parser: Parser, problems: Problems, node: YNode | None, what: str, si
             parser.error(item.loc, f"{what} must hold names, got {type_name(item)}")
         elif any(ref.name == item.value for ref in refs):
             problems.error(item.loc, f"{what} names '{item.value}' twice")
-        elif parser.check_name(item.value, item.loc, "tensor" if single else "parameter"):
+        elif (local and LOCAL_NAME.fullmatch(item.value)) or \
+                parser.check_name(item.value, item.loc, "tensor" if single else "parameter"):
             refs.append(Ref(item.value, item.loc))
     return refs
 
@@ -173,8 +179,11 @@ def _check_body(parser: Parser, problems: Problems, block: Block) -> None:
             refs = list(_scalars(in_node)) if in_node is not None else []
             edges.append(([Ref(s.value, s.loc) for s in refs if isinstance(s.value, str)], body))
         else:
-            (edge,) = parse_edges(parser, YMap(key_node.loc, {name: (key_node, body)}))
-            defined |= {ref.name for ref in edge.tensor_names()}
+            # A name starting with a digit is checked as it will be used, joined to a name.
+            joined = name if NAME_PATTERN.fullmatch(name) or not LOCAL_NAME.fullmatch(name) else f"{block.name}_{name}"
+            (edge,) = parse_edges(parser, YMap(key_node.loc, {joined: (key_node, body)}))
+            defined |= {name + ref.name[len(joined):] if ref.name.startswith(joined) else ref.name
+                        for ref in edge.tensor_names()}
             edges.append((list(_refs(edge.inputs)), body))
     for refs, body in edges:
         for ref in refs:
