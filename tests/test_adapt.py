@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from kspec import adapt as adapt_module
 from kspec.errors import DataError, RunError
@@ -169,3 +170,22 @@ def test_data_the_layer_refuses_is_a_located_error(tmp_path):
     diagnostic = info.value.diagnostics[0]
     assert diagnostic.location.line == 10  # the IntegerLookup
     assert diagnostic.message.startswith("Keras could not adapt IntegerLookup 'city_id' to the training rows: ")
+
+
+def test_the_shipped_structured_data_spec_adapts_on_its_training_rows(tmp_path):
+    path = ROOT / "specs" / "structured_data.yaml"
+    spec, _ = read_spec(path)
+    data = ROOT / "data" / "patients.npz"
+    result = train(spec, path.read_text(encoding="utf-8"), data=data, epochs=1, validation_split=0.2, seed=0,
+                   out=tmp_path / "run", progress=lambda text: None, verbose=0)
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    with np.load(data) as arrays:
+        rows = {name: arrays[name][:240] for name in ("numbers", "sex", "thal")}  # 300 rows, the last 60 held out
+    thal = keras.layers.StringLookup(max_tokens=8)
+    thal.adapt(rows["thal"])
+    assert model.get_layer("thal_id").get_vocabulary() == thal.get_vocabulary()
+    sex = keras.layers.IntegerLookup(output_mode="one_hot", max_tokens=4, pad_to_max_tokens=True)
+    sex.adapt(rows["sex"])
+    assert model.get_layer("sex_hot").get_vocabulary() == sex.get_vocabulary()
+    np.testing.assert_allclose(model.get_layer("scale").get_config()["mean"], rows["numbers"].mean(axis=0),
+                               rtol=1e-5)
