@@ -137,7 +137,8 @@ def test_every_form_is_tested():
 def test_hints_list_the_keys_in_their_pinned_order():
     # The invalid-spec fixtures pin these hints; a reordered declaration would change them all.
     assert key_names("spec") == ("name", "description", "inputs", "layers", "models", "blocks", "edges", "outputs",
-                                 "optimizer", "loss", "loss_weights", "metrics", "training")
+                                 "optimizer", "loss", "loss_weights", "metrics", "training", "search",
+                                 "objective")
     assert key_names("sub-model") == ("description", "inputs", "layers", "models", "blocks", "edges", "outputs",
                                       "sequential", "include", "weights", "trainable")
     assert key_names("edge") == ("in", "call", "block", "with", "layer", "repeat", "outputs", "adapt")

@@ -87,6 +87,20 @@ VALUE_TYPES: dict[str, dict[str, Any]] = {
         ref("name"), {"type": "array", "items": ref("name")},
         {"type": "object", "additionalProperties": {"anyOf": [ref("name"), {"type": "array", "items": ref("name")}]}},
     ]},
+    # A distribution of `search:` (kspec.spec.search reads it).
+    "distribution": {"type": "object", "oneOf": [
+        {"required": ["int"], "properties": {"int": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                     "items": {"type": "integer"}},
+                                             "log": {"type": "boolean"}, "step": {"type": "integer", "minimum": 1}},
+         "additionalProperties": False},
+        {"required": ["float"], "properties": {"float": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                         "items": {"type": "number"}},
+                                               "log": {"type": "boolean"}, "step": {"type": "number",
+                                                                                    "exclusiveMinimum": 0}},
+         "additionalProperties": False},
+        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1}},
+         "additionalProperties": False},
+    ]},
 }
 PATH = {"type": "string", "minLength": 1}
 NAMES = {"type": "array", "minItems": 1, "items": ref("name")}
@@ -191,6 +205,16 @@ KEYS: tuple[Key, ...] = (
     Key("training", (SPEC,), ref("training"),
         value="mapping of the keys under [training](#training)", doc="defaults for `kspec train`",
         example={"epochs": 2}, top_only="move training defaults to the top of the spec"),
+    Key("search", (SPEC,), {"type": "object", "minProperties": 1, "additionalProperties": ref("distribution")},
+        value="mapping: `--set` path to distribution", doc="the values `kspec tune` searches (see [Search](#search)); "
+        "other commands use the spec's own", example={"edges.y.units": {"int": [2, 8], "step": 2}},
+        top_only="move the search space to the top of the spec"),
+    Key("objective", (SPEC,), {"type": "object", "properties": {"metric": {"type": "string"},
+                                                                "direction": {"enum": ["minimize", "maximize"]}},
+                               "required": ["metric"], "additionalProperties": False},
+        value="`{metric: NAME, direction: minimize or maximize}`", doc="what `kspec tune` optimises",
+        example={"metric": "val_loss", "direction": "minimize"}, default="val_loss, minimize",
+        top_only="move the objective to the top of the spec"),
     # An input.
     Key("shape", (INPUT,), ref("shape"),
         value="list of dimensions", doc="the shape without the batch dimension; `null` is a dimension of any size",

@@ -171,6 +171,7 @@ class ModelDef:
     weights_model: str | None = None  # take them from the sub-model of this name inside that file
     trainable: bool | None = None
     included_from: str | None = None  # the include path as written, if any
+    search: Any = None  # the top level's `search:` and `objective:` (a spec.search.SearchDef), for kspec tune
     # Mistakes in what its blocks and block calls name, found while reading it (spec/blocks.py)
     problems: tuple[Diagnostic, ...] = field(default=(), compare=False)
 

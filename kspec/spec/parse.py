@@ -106,7 +106,14 @@ class Parser:
             self.diagnostics.extend(exc.diagnostics)
             return None
         default_name = name or re.sub(r"\W", "_", path.stem)
-        return self.parse_model(tree, default_name, str(path), top=name is None)
+        model = self.parse_model(tree, default_name, str(path), top=name is None)
+        if name is None and ("search" in tree.entries or "objective" in tree.entries):
+            from dataclasses import replace
+
+            from .search import parse_search  # kspec tune's keys: other commands carry them unused
+
+            model = replace(model, search=parse_search(self, tree, model))
+        return model
 
     def parse_model(self, tree: YMap, name: str, file: str, top: bool) -> ModelDef:
         if top:

@@ -1,0 +1,272 @@
+"""`search:` and `objective:` -> SearchDef: what `kspec tune` searches, and what it optimises.
+
+A search maps `--set` paths to distributions:
+
+    search:
+      optimizer.Adam.learning_rate: {float: [1e-4, 1e-2], log: true}
+      edges.conv.Conv2D.filters: {int: [8, 64], step: 8}
+      edges.act.Activation.activation: {choice: [relu, gelu]}
+    objective: {metric: val_loss, direction: minimize}
+
+Each path is checked as `--set` checks it, and the spec is checked with each
+end of every range and every choice written in (as `kspec validate` would
+check it), so that a trial fails on Keras's account only. Every other command
+ignores both keys and uses the spec's own values.
+
+This module is on `kspec validate`'s path: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import Diagnostic, Location, SpecError, did_you_mean
+from .load import YMap, YNode, YScalar, YSeq, to_python, type_name
+
+if TYPE_CHECKING:
+    from .model import ModelDef
+    from .parse import Parser
+
+KINDS = ("int", "float", "choice")
+DIRECTIONS = ("minimize", "maximize")
+DEFAULT_METRIC = "val_loss"
+# A search space is checked with each value written in; past this many checks, the rest are left to the trials.
+MAX_VALUE_CHECKS = 64
+_EXAMPLE = "e.g. '{float: [0.0001, 0.01], log: true}', '{int: [16, 128], step: 16}' or '{choice: [relu, gelu]}'"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched value: its `--set` path and distribution."""
+
+    path: str
+    kind: str  # "int", "float" or "choice"
+    loc: Location  # where the path is written
+    low: float = 0
+    high: float = 0
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def ends(self) -> tuple[Any, ...]:
+        """The values a validation tries: every choice, or both ends of the range."""
+        return self.choices if self.kind == "choice" else (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class SearchDef:
+    params: tuple[Param, ...]
+    metric: str = DEFAULT_METRIC
+    direction: str = "minimize"
+    loc: Location | None = None  # where `search:` is written
+
+
+def assignment(path: str, value: Any) -> str:
+    """`PATH=VALUE` for --set, the value as YAML reads it back."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    return f"{path}={text.removesuffix('...').strip()}"
+
+
+def parse_search(parser: Parser, tree: YMap, model: ModelDef) -> SearchDef | None:
+    """The spec's search and objective, after checking each; None when it has neither."""
+    node, objective = tree.get("search"), tree.get("objective")
+    if node is None and objective is None:
+        return None
+    params: list[Param] = []
+    if node is None:
+        parser.diagnostics.append(Diagnostic(
+            tree.key_loc("objective"), "'objective' without 'search': kspec tune has nothing to search",
+            "add e.g. 'search: {optimizer.Adam.learning_rate: {float: [0.0001, 0.01], log: true}}'", "warning"))
+    elif parser.expect_map(node, "'search'", "map each --set path to a distribution, " + _EXAMPLE) is not None:
+        assert isinstance(node, YMap)
+        for path, key_node, value in node.items():
+            param = _parse_param(parser, str(path), key_node.loc, value)
+            if param is not None:
+                params.append(param)
+    metric, direction = _parse_objective(parser, objective, model, tree.key_loc("search" if node else "objective"))
+    search = SearchDef(tuple(params), metric, direction, tree.key_loc("search") if node is not None else None)
+    _check_values(parser, tree, search)
+    return search
+
+
+def _parse_param(parser: Parser, path: str, loc: Location, node: YNode) -> Param | None:
+    if not isinstance(node, YMap):
+        parser.error(node.loc, f"the distribution of '{path}' must be a mapping, got {type_name(node)}", _EXAMPLE)
+        return None
+    kinds = [kind for kind in KINDS if kind in node.entries]
+    if len(kinds) != 1:
+        parser.error(node.loc, f"the distribution of '{path}' needs exactly one of int, float, choice"
+                     + (f", not {' and '.join(kinds)}" if kinds else ""), _EXAMPLE)
+        return None
+    kind = kinds[0]
+    allowed = ("choice",) if kind == "choice" else (kind, "log", "step")
+    parser.unknown_keys(node, allowed, f"a {kind} distribution")
+    value = node.get(kind)
+    assert value is not None
+    if kind == "choice":
+        return _parse_choice(parser, path, loc, value)
+    low_high = _range(parser, path, kind, value)
+    if low_high is None:
+        return None
+    low, high = low_high
+    log = _flag(parser, node.get("log"), "log")
+    step = node.get("step")
+    step_value = None
+    if step is not None:
+        number = step.value if isinstance(step, YScalar) else None
+        if isinstance(number, bool) or not isinstance(number, int if kind == "int" else (int, float)) or number <= 0:
+            parser.error(step.loc, f"'step' of '{path}' must be a positive {'integer' if kind == 'int' else 'number'}, "
+                         f"got {type_name(step)}")
+            return None
+        if log:
+            parser.error(step.loc, f"'{path}' has both 'step' and 'log: true'", "a log range has no step; drop one")
+            return None
+        step_value = number
+    if log and low <= 0:
+        parser.error(value.loc, f"the log range [{_text(low)}, {_text(high)}] of '{path}' reaches zero or below",
+                     "a log range must be above zero: raise its low end (e.g. 1e-5), or drop 'log: true'")
+        return None
+    return Param(path, kind, loc, low, high, log, step_value)
+
+
+def _range(parser: Parser, path: str, kind: str, node: YNode) -> tuple[float, float] | None:
+    numbers = (int,) if kind == "int" else (int, float)
+    items = node.items if isinstance(node, YSeq) else []
+    values = [item.value for item in items if isinstance(item, YScalar)]
+    if (len(items) != 2 or len(values) != 2
+            or any(isinstance(v, bool) or not isinstance(v, numbers) or not math.isfinite(v) for v in values)):
+        what = "integers" if kind == "int" else "numbers"
+        parser.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {type_name(node)}",
+                     _EXAMPLE)
+        return None
+    low, high = values
+    if low > high:
+        parser.error(node.loc, f"the range [{_text(low)}, {_text(high)}] of '{path}' is empty: its low end is above "
+                     "its high end", f"write it low end first: [{_text(high)}, {_text(low)}]")
+        return None
+    return low, high
+
+
+def _parse_choice(parser: Parser, path: str, loc: Location, node: YNode) -> Param | None:
+    if not isinstance(node, YSeq) or not node.items:
+        parser.error(node.loc, f"'choice' of '{path}' must be a list of values, got {type_name(node)}",
+                     "e.g. 'choice: [relu, gelu]'")
+        return None
+    kinds: dict[str, YNode] = {}
+    for item in node.items:
+        if not isinstance(item, YScalar):
+            parser.error(item.loc, f"a choice of '{path}' must be a single value, got {type_name(item)}",
+                         "a choice is a number, a string, true/false or null; to choose among lists, search "
+                         "each of their items on its own path")
+            return None
+        kinds.setdefault(_kind(item.value), item)
+    if len(kinds) > 1:
+        found = " and ".join(f"{kind} ({type_name(item)})" for kind, item in kinds.items())
+        parser.error(node.loc, f"the choices of '{path}' mix {found}",
+                     "give choices of one type: all numbers, all strings, or all true/false")
+        return None
+    return Param(path, "choice", loc, choices=tuple(to_python(item) for item in node.items))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "booleans"
+    return "numbers" if isinstance(value, (int, float)) else "strings"
+
+
+def _flag(parser: Parser, node: YNode | None, name: str) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, YScalar) and isinstance(node.value, bool):
+        return node.value
+    parser.error(node.loc, f"'{name}' must be true or false, got {type_name(node)}")
+    return False
+
+
+def _text(number: float) -> str:
+    return f"{number:g}"
+
+
+def _parse_objective(parser: Parser, node: YNode | None, model: ModelDef, loc: Location) -> tuple[str, str]:
+    metric, direction = DEFAULT_METRIC, "minimize"
+    metric_loc = loc  # the default objective is the search's
+    if node is not None and parser.expect_map(node, "'objective'", "e.g. '{metric: val_loss, direction: minimize}'"):
+        assert isinstance(node, YMap)
+        parser.unknown_keys(node, ("metric", "direction"), "'objective'")
+        item = node.get("metric")
+        if item is not None:
+            metric_loc = item.loc
+            if isinstance(item, YScalar) and isinstance(item.value, str) and item.value:
+                metric = item.value
+            else:
+                parser.error(item.loc, f"'objective.metric' must be a metric's name, got {type_name(item)}",
+                             "e.g. val_loss or val_accuracy")
+        item = node.get("direction")
+        if item is not None:
+            if isinstance(item, YScalar) and item.value in DIRECTIONS:
+                direction = item.value
+            else:
+                parser.error(item.loc, f"'objective.direction' must be minimize or maximize, got {type_name(item)}")
+    for problem in _check_metric(metric, metric_loc, model):
+        parser.diagnostics.append(problem)
+    return metric, direction
+
+
+def _check_metric(metric: str, loc: Location, model: ModelDef) -> Iterator[Diagnostic]:
+    """The objective must be a value that training this spec reports (validation ones need held-out rows)."""
+    from .fit_settings import reported_metrics
+
+    if model.kind == "broken" or model.compile is None or model.compile.loss is None:
+        return  # a spec without a loss cannot be trained; kspec tune says so like kspec train
+    reported = reported_metrics(model)
+    base = metric[4:] if metric.startswith("val_") else metric
+    if base not in reported:
+        yield Diagnostic(loc, f"the objective '{metric}' is not a value this model reports{did_you_mean(base, reported)}",
+                         f"it reports {', '.join(sorted(reported))} (and val_NAME of each with validation data)")
+    elif metric.startswith("val_") and not model.training.validation_split:
+        yield Diagnostic(loc, f"the objective '{metric}' needs validation data, and the spec holds out none",
+                         "add 'validation_split: 0.2' under 'training:', or optimise a training value such as 'loss'")
+
+
+def _check_values(parser: Parser, tree: YMap, search: SearchDef) -> None:
+    """Each path exists, and the spec is valid with each end of a range and each choice written in."""
+    from .overrides import apply_override
+
+    base = {(d.message, str(d.location)) for d in _errors(parser, tree)}
+    checks = 0
+    for param in search.params:
+        for value in param.ends():
+            checks += 1
+            if checks > MAX_VALUE_CHECKS:
+                return
+            variant = copy.deepcopy(tree)
+            try:
+                apply_override(variant, assignment(param.path, value))
+            except SpecError as exc:
+                first = exc.diagnostics[0]
+                parser.error(param.loc, f"search path '{param.path}': {first.message}", first.hint)
+                break
+            new = [d for d in _errors(parser, variant) if (d.message, str(d.location)) not in base]
+            if new:
+                parser.error(param.loc, f"with {assignment(param.path, value)} the spec is invalid: {new[0].message}",
+                             new[0].hint)
+                break
+
+
+def _errors(parser: Parser, tree: YMap) -> list[Diagnostic]:
+    """The errors of a spec tree without its search, parsed and checked apart from `parser`."""
+    from .parse import Parser as FreshParser
+    from .semantics import check_model
+
+    fresh = FreshParser(parser.include_stack, parser.state)
+    fresh.file = parser.file
+    without = YMap(tree.loc, {key: entry for key, entry in tree.entries.items() if key not in ("search", "objective")})
+    model = fresh.parse_model(without, "search_check", parser.file, top=True)
+    return [d for d in fresh.diagnostics + list(check_model(model)) if d.is_error]
