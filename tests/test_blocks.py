@@ -208,6 +208,8 @@ outputs: [two]
         f"{path}:7:19: error: unknown argument 'unitz' for Dense; did you mean 'units'?\n{hint}\n"
         f"  note: in the block called at {path}:11:3",
     ]
+    _, diagnostics = validate(path)
+    assert [d.to_dict()["via"] for d in diagnostics if d.is_error] == [[f"{path}:10:3"], [f"{path}:11:3"]]
 
 
 def test_an_expansion_past_the_bound_is_refused_quickly(write_spec):
