@@ -212,6 +212,26 @@ def test_sample_weights_from_the_data_file_are_passed_to_fit(tmp_path):
     _same_history(result.history, history)
 
 
+def test_per_output_sample_weights_weigh_only_their_output(tmp_path):
+    spec = tmp_path / "two.yaml"
+    spec.write_text("inputs: {x: {shape: [4]}}\nedges:\n  a: {Dense: {units: 1}, in: x}\n  b: {Dense: {units: 1}, in: x}\n"
+                    "outputs: [a, b]\noptimizer: {SGD: {learning_rate: 0.05}}\nloss: mse\n"
+                    "training: {batch_size: 16, epochs: 2}\n", encoding="utf-8")
+    rng = np.random.default_rng(1)
+    arrays = {"x": rng.normal(size=(64, 4)).astype("float32"), "a": rng.normal(size=(64, 1)).astype("float32"),
+              "b": rng.normal(size=(64, 1)).astype("float32"), "sample_weight_b": np.linspace(0, 1, 64)}
+    np.savez(tmp_path / "two.npz", **arrays)
+    result = _train(spec, tmp_path / "run", data=tmp_path / "two.npz")
+    keras.utils.set_random_seed(SEED)
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, [keras.layers.Dense(1, name="a")(x), keras.layers.Dense(1, name="b")(x)])
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    keras.utils.set_random_seed(SEED)
+    history = model.fit(arrays["x"], [arrays["a"], arrays["b"]], batch_size=16, epochs=2, shuffle=True, verbose=0,
+                        sample_weight=[np.ones(64), arrays["sample_weight_b"]]).history
+    _same_history(result.history, history)
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"sample_weight": np.ones(95)}, "'sample_weight' has 95 rows; the data has 96"),
     ({"sample_weight": -np.ones(96)}, "'sample_weight' holds a negative, NaN or infinite weight"),
