@@ -280,7 +280,13 @@ def _check_class_arguments(class_name: str, key_node: YScalar, args_node: YNode,
         yield Diagnostic(args_node.loc, f"arguments of {what} {class_name} must be a mapping",
                          f"e.g. '{arg}: {{{class_name}: {{}}}}'")
         return
-    misspelled = [name for name in given if name not in known["classes"][class_name]]  # reported above
+    yield from missing_arguments(class_name, key_node, given, known, what)
+
+
+def missing_arguments(class_name: str, key_node: YScalar, given: list[str], known: dict[str, Any],
+                      what: str) -> Iterator[Diagnostic]:
+    """The arguments a class of a catalogue group requires that are not given (nor misspelled: reported)."""
+    misspelled = [name for name in given if name not in known["classes"][class_name]]
     for required in known.get("required", {}).get(class_name, []):
         if required not in given and not any(did_you_mean(name, [required]) for name in misspelled):
             yield Diagnostic(key_node.loc, f"{what} {class_name} requires argument '{required}'",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ..errors import Diagnostic, Location, did_you_mean
-from .arguments import check_class_arguments
+from .arguments import check_class_arguments, missing_arguments
 from .load import YMap, YNode, YScalar, YSeq, to_python
 from .model import ModelDef, Setting
 
@@ -99,10 +99,12 @@ def _check_identifier(node: YNode, what: str, known: dict[str, Any]) -> Iterator
                          f"{what} classes: {', '.join(classes)}")
             return
         if isinstance(args_node, YScalar) and args_node.value is None:
+            yield from missing_arguments(class_name, key_node, [], known, what)
             return
         if not isinstance(args_node, YMap):
             yield _error(args_node.loc, f"arguments of {what} {class_name} must be a mapping")
             return
+        yield from missing_arguments(class_name, key_node, [arg for arg, _, _ in args_node.items()], known, what)
         for arg, arg_key, _ in args_node.items():
             if arg not in classes[class_name]:
                 yield _error(arg_key.loc, f"unknown argument '{arg}' for {what} {class_name}"
