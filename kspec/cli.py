@@ -632,6 +632,59 @@ def import_model(model_file: Path, output: Path | None, name: str | None) -> Non
     click.echo(f"wrote {output}")
 
 
+@main.command(name="export")
+@click.argument("spec", required=False, type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Export this run's model.keras, built from its spec.yaml.")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="Trained .keras file (e.g. a run's model.keras).")
+@click.option("--format", "fmt", required=True, type=click.Choice(["saved_model", "onnx", "litert"]),
+              help="saved_model (a folder), onnx (.onnx) or litert (.tflite).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Where to write the export.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Check the export on the first rows of this .npz (default: synthetic rows).")
+@click.option("--atol", type=click.FloatRange(min=0), callback=_not_nan,
+              help="Largest difference from Keras's outputs allowed (default: by format and dtype).")
+@model_options
+@handle_errors
+def export_model(spec: Path | None, run_dir: Path | None, weights: Path | None, fmt: str, output: Path,
+                 data: Path | None, atol: float | None, overrides: tuple[str, ...], max_params: int,
+                 backend: str | None) -> None:
+    """Export a trained model for serving, checked against Keras.
+
+    Either SPEC --weights MODEL.keras, or --run RUN_DIR. The export is loaded
+    in its own runtime and its outputs compared with Keras's; above the
+    tolerance it is not written (exit 1).
+    """
+    from . import export as exporting
+
+    if run_dir is not None and (spec is not None or weights is not None):
+        raise click.UsageError("--run exports the run's own spec.yaml and model.keras; "
+                               "leave out SPEC and --weights, or leave out --run")
+    if run_dir is None and (spec is None or weights is None):
+        raise click.UsageError("give SPEC --weights MODEL.keras, or --run RUN_DIR")
+    if run_dir is not None:
+        spec, weights = run_dir / "spec.yaml", run_dir / "model.keras"
+    assert spec is not None and weights is not None
+    wrong = exporting.check_suffix(fmt, output)
+    if wrong:
+        raise click.BadParameter(f"'{output}': {wrong}", param_hint="'-o'")
+    inputs = {"the spec": spec, "the --weights file": weights, "the --data file": data}
+    if fmt == "saved_model":
+        _check_output(output, "", inputs, folder=True)
+        wrong = exporting.check_saved_model_target(output)
+        if wrong:
+            raise click.BadParameter(f"'{output}': {wrong}", param_hint="'-o'")
+    else:
+        _check_output(output, "", inputs)
+    exporting.check_extras(fmt)  # before TensorFlow's import: a missing package is named at once
+    model_def = _prepare(spec, overrides if run_dir is None else (), backend)
+    result = exporting.export(model_def, weights, fmt, output, data, atol, max_params, say=click.echo)
+    click.echo(f"wrote {result.path} ({fmt}): it agrees with Keras on {result.sample}, "
+               f"run by {exporting.RUNTIMES[fmt]}")
+
+
 @main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the schema to this file instead of printing it.")
@@ -648,6 +701,67 @@ def schema(output: Path | None) -> None:
     else:
         write_text(output, text)
         click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), help="Train every trial on this data file or folder.")
+@click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
+              help="Train every trial on N synthetic samples made to fit the spec.")
+@click.option("--trials", type=COUNTS, help="Trials to run in this command (across its workers).")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", callback=_not_nan,
+              help="Start no trial after this many seconds.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Study folder: the journal, a run folder per trial, best.yaml (default: studies/NAME).")
+@click.option("--storage", metavar="URL",
+              help="Optuna storage to share with other processes or hosts: postgresql://, mysql://, sqlite:// "
+                   "or a journal file path (default: a journal file in the study folder).")
+@click.option("--study", metavar="NAME", help="The study's name (default: the spec's model name).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local worker processes sharing the study.")
+@click.option("--seed", type=SEEDS, default=0, show_default=True,
+              help="Every trial trains with this seed; the sampler's seed too.")
+@click.option("--prune-after", type=click.IntRange(min=0), default=5, show_default=True, metavar="TRIALS",
+              help="Trials to finish before the median pruner stops any.")
+@click.option("--show", "show_dir", type=click.Path(path_type=Path, file_okay=False), metavar="STUDY_DIR",
+              help="Only report a study: its table, best.yaml and pictures.")
+@click.option("--worker-index", type=click.IntRange(min=0), hidden=True)
+@model_options
+@handle_errors
+def tune(spec: Path | None, show_dir: Path | None, overrides: tuple[str, ...], backend: str | None,
+         **values: Any) -> None:
+    """Search the values a spec's `search:` names, training one run per trial (Optuna).
+
+    Ends with a table of the trials, best.yaml (the spec with the best values
+    written in) and pictures, in the study folder. Ctrl-C stops every worker
+    after its current batch; running the command again continues the study.
+    """
+    from .tune import TuneOptions, import_optuna, load_study, tune as run_tune
+    from .tune_report import report
+
+    if show_dir is not None:
+        if spec is not None:
+            raise click.UsageError("--show STUDY_DIR reports a study; give it without a spec")
+        study, _ = load_study(import_optuna(), show_dir, values["storage"])
+        folder = show_dir
+    else:
+        if spec is None:
+            raise click.UsageError("give a SPEC to tune, or --show STUDY_DIR")
+        options = TuneOptions(**values)
+        problem = options.usage_problem()
+        if problem is not None:
+            raise click.UsageError(problem)
+        study, folder = run_tune(spec, overrides, options, backend, progress=lambda text: click.echo(text, err=True))
+        if options.worker_index is not None:
+            return  # the command that started this worker reports
+    result = report(study, folder)
+    click.echo(result.table)
+    if result.best_yaml is not None:
+        click.echo(f"best: {result.best_yaml} (its model: {result.best_model})")
+    else:
+        click.echo("no trial has completed yet, so there is no best.yaml")
+    for picture in result.pictures:
+        click.echo(f"wrote {picture}")
 
 
 if __name__ == "__main__":

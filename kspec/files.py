@@ -28,6 +28,9 @@ from .filekind import FOLDER, not_a_file
 # What an existing file must start with to be replaced by a file of its kind.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _MAGIC = {".npz": _ZIP_MAGIC, ".keras": _ZIP_MAGIC, ".png": (b"\x89PNG\r\n\x1a\n",)}
+# Exports (kspec.export): ONNX is a protobuf whose first field is ir_version (tag 0x08); a .tflite is a
+# FlatBuffer whose identifier "TFL3" follows its 4-byte root offset.
+_MAGIC_AT = {".onnx": (0, b"\x08"), ".tflite": (4, b"TFL3")}
 # Text kinds, and how such a file begins (after white space); YAML and CSV may begin with anything.
 _TEXT_STARTS: dict[str, tuple[bytes, ...]] = {
     ".xml": (b"<",), ".svg": (b"<",), ".json": (b"{", b"["), ".yaml": (b"",), ".yml": (b"",), ".csv": (b"",),
@@ -105,6 +108,9 @@ def _looks_like(path: Path, suffix: str) -> bool:
         return False
     if suffix in _MAGIC:
         return head.startswith(_MAGIC[suffix])
+    if suffix in _MAGIC_AT:
+        offset, magic = _MAGIC_AT[suffix]
+        return head[offset:offset + len(magic)] == magic
     if suffix in _TEXT_STARTS:
         try:
             head.decode("utf-8")
