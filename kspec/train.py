@@ -63,6 +63,7 @@ class _Call:
     progress: Callable[[str], None]
     cluster: Cluster | None
     stop: StopFlag
+    extra: tuple[Any, ...] = ()  # a caller's own Keras callbacks (kspec tune's pruning), run after the spec's
 
 
 @dataclass
@@ -79,20 +80,21 @@ class _Run:
 
 def train(spec: ModelDef, spec_text: str, options: TrainOptions | None = None, *, verbose: Any = "auto",
           progress: Callable[[str], None] = print, cluster: Cluster | None = None, stop: StopFlag | None = None,
-          **fields: Any) -> TrainResult:
+          callbacks: tuple[Any, ...] = (), **fields: Any) -> TrainResult:
     """Train a checked spec and write its run folder. See the module docstring.
 
     `options` may also be given field by field as keywords (`synthetic_n=64,
     epochs=2`), which replace those of `options`. With a `cluster` (already
     joined), trains data-parallel over all its processes; see
     kspec.distributed. `checkpoint_interval` is in seconds (default: a new
-    run's 60, a resumed run's own); see kspec.checkpointing.
+    run's 60, a resumed run's own); see kspec.checkpointing. `callbacks` are
+    Keras callbacks of the caller's, called after kspec's and the spec's.
     """
     options = replace(options or TrainOptions(), **fields)
     if stop is None:  # called as a library: handle signals for the length of the call
         with StopFlag() as flag:
-            return _train(spec, spec_text, options, _Call(verbose, progress, cluster, flag))
-    call = _Call(verbose, progress, cluster, stop)
+            return _train(spec, spec_text, options, _Call(verbose, progress, cluster, flag, tuple(callbacks)))
+    call = _Call(verbose, progress, cluster, stop, tuple(callbacks))
     if cluster is None or cluster.is_chief:
         return _train(spec, spec_text, options, call)
     # Other processes save too (saving is collective), into a scratch folder that is then removed.
@@ -238,7 +240,7 @@ def _fit(keras: Any, spec: ModelDef, run: _Run, call: _Call) -> TrainResult:
     checkpointer = Checkpointer(checkpoint, settings.epochs, interval, changed_after=restores)
     started = time.monotonic()
     # Signals were caught from the start; the callbacks act on them after each batch.
-    callbacks = run_callbacks(keras, folder, history, call.stop, call.progress, checkpointer) + own
+    callbacks = run_callbacks(keras, folder, history, call.stop, call.progress, checkpointer) + own + list(call.extra)
     with model_errors(spec, "training"):
         _fit_model(keras, spec, run, call.verbose, callbacks)
     seconds = time.monotonic() - started
