@@ -140,9 +140,7 @@ def test_streamed_data_is_adapted_batch_by_batch_to_the_same_state(tmp_path, tra
 
 
 def test_synthetic_rows_are_adapted_on(tmp_path):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(SPEC)
-    spec, _ = read_spec(spec_path)
+    spec, _ = read_spec(_write(tmp_path))
     result = train(spec, SPEC, synthetic_n=16, epochs=1, batch_size=8, seed=0, out=tmp_path / "run",
                    progress=lambda text: None)
     vocabulary = keras.saving.load_model(result.run_dir / "model.keras").get_layer("city_id").get_vocabulary()
@@ -151,9 +149,7 @@ def test_synthetic_rows_are_adapted_on(tmp_path):
 
 
 def test_a_model_file_without_the_state_is_refused(tmp_path):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(SPEC)
-    spec, _ = read_spec(spec_path)
+    spec, _ = read_spec(_write(tmp_path))
     from kspec.build import build
 
     build(spec).model.save(tmp_path / "fresh.keras")  # built, never adapted
@@ -189,3 +185,24 @@ def test_the_shipped_structured_data_spec_adapts_on_its_training_rows(tmp_path):
     assert model.get_layer("sex_hot").get_vocabulary() == sex.get_vocabulary()
     np.testing.assert_allclose(model.get_layer("scale").get_config()["mean"], rows["numbers"].mean(axis=0),
                                rtol=1e-5)
+
+
+def test_a_distributed_run_refuses_adapt_at_the_layer(tmp_path):
+    # Each process would fit the layer to its own share of the rows, and the copies would disagree.
+    spec, _ = read_spec(_write(tmp_path))
+    from kspec.build import build
+    from kspec.data import Dataset
+
+    rows = Dataset({"num": np.zeros((4, 3), "float32"), "city": np.full((4, 1), "oslo")}, {}, "rows")
+    with pytest.raises(RunError) as info:
+        adapt_module.adapt(keras, build(spec), rows, 2, None, lambda text: None, distributed=True)
+    diagnostic = info.value.diagnostics[0]
+    assert (diagnostic.location.line, diagnostic.message) == (
+        5, "'adapt: true' cannot be used in a distributed run: each process would fit the layer to its own share "
+           "of the rows")
+
+
+def _write(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    return path
