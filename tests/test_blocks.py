@@ -302,3 +302,22 @@ def test_an_imported_resnet50_reads_like_the_papers_table(tmp_path):
     assert {stage: len(names) + 1 for stage, names in calls.items()} == {"conv2": 3, "conv3": 4, "conv4": 6, "conv5": 3}
     assert calls["conv3"] == ["conv3_block2", "conv3_block3", "conv3_block4"]
     assert list(spec["blocks"]["conv2_block"]["edges"])[:3] == ["1_conv", "1_bn", "1_relu"]
+
+
+def test_import_makes_the_arguments_units_differ_in_parameters(tmp_path):
+    from test_import import assert_round_trip
+
+    layers = keras.layers
+    image = keras.Input((8, 8, 3), name="image")
+    x = image
+    for k, filters in ((1, 4), (2, 8)):  # VGG's table: units alike but for their filters
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{k}_conv1")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{k}_conv2")(x)
+        x = layers.MaxPooling2D(name=f"block{k}_pool")(x)
+    out = layers.Dense(2, name="out")(layers.Flatten(name="flatten")(x))
+    spec = yaml.safe_load(assert_round_trip(keras.Model(image, out, name="vgg"), tmp_path))
+    assert spec["blocks"]["block"]["params"] == ["filters"]
+    assert spec["blocks"]["block"]["edges"]["conv2"] == {"Conv2D": {"filters": "$filters", "kernel_size": [3, 3],
+                                                                    "padding": "same", "activation": "relu"}}
+    assert spec["edges"]["block1"] == {"block": "block", "with": {"filters": 4}}
+    assert spec["edges"]["block2"] == {"block": "block", "with": {"filters": 8}}

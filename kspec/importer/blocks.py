@@ -3,8 +3,9 @@
 A unit is a run of consecutive edges whose names share a prefix ending in a
 number, `P_E...` with P = STEM K (Keras's ResNet50: `conv2_block2_1_conv`
 ... `conv2_block2_out`, P = conv2_block2). Units P = STEM K, STEM K+1, ...
-that follow each other and hold the same edges E (same layer classes and
-arguments, wired the same way inside the unit), each taking one tensor from
+that follow each other and hold the same edges E (same layer classes, wired
+the same way inside the unit, with the same arguments but for at most
+MAX_PARAMS, which become the block's parameters), each taking one tensor from
 outside (the first unit any tensor, each next unit the last edge of the one
 before), are what calls of one block build, layer names included
 (spec/blocks.py names a call's layers CALL_E):
@@ -23,6 +24,7 @@ several outputs, a unit reaching into another unit) stays as plain edges.
 from __future__ import annotations
 
 import re
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,7 @@ class _Run:
     count: int
     length: int  # edges per unit
     block: dict[str, Any]
+    values: list[dict[str, Any]]  # each unit's parameters (empty when the units are identical)
     source: str  # the tensor the first unit takes
 
 
@@ -67,11 +70,14 @@ def with_blocks(edges: dict[str, Any], used: set[str], above: str | None) -> tup
         name = _block_name(run, blocks)
         blocks[name] = run.block
         first_in = {"in": run.source} if run.source != above else {}
+        given = [{"with": values} if values else {} for values in run.values]
         if _repeatable(run, taken):
-            result[run.stem[:-1]] = {"block": name, **first_in, "repeat": run.count}
+            with_list = {"with": run.values} if run.values[0] else {}
+            result[run.stem[:-1]] = {"block": name, **first_in, **with_list, "repeat": run.count}
         else:
             for k in range(run.first, run.first + run.count):
-                result[f"{run.stem}{k}"] = {"block": name, **(first_in if k == run.first else {})}
+                result[f"{run.stem}{k}"] = {"block": name, **(first_in if k == run.first else {}),
+                                            **given[k - run.first]}
         i += run.count * run.length
         above = names[i - 1]
     return result, blocks
@@ -96,7 +102,7 @@ def _block_name(run: _Run, blocks: dict[str, Any]) -> str:
 
 
 def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, taken: set[str]) -> _Run | None:
-    """The run of two or more identical units starting at names[i] (the largest units first), or None."""
+    """The run of two or more units alike starting at names[i] (the largest units first), or None."""
     name = names[i]
     for cut in [m.start() for m in re.finditer("_", name)]:
         match = _NUMBERED.fullmatch(name[:cut])
@@ -108,22 +114,91 @@ def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, 
         block = _localized(edges, unit, f"{stem}{first}", source)
         if block is None:
             continue
-        count = 1
+        units = [block]
         while True:
-            start = i + count * len(unit)
-            prefix = f"{stem}{first + count}"
+            start = i + len(units) * len(unit)
+            prefix = f"{stem}{first + len(units)}"
             following = _unit(names, start, prefix)
             previous_last = names[start - 1]
             if [n[len(prefix):] for n in following] != [n[len(f"{stem}{first}"):] for n in unit] \
-                    or _source(edges[following[0]], previous_last) != previous_last \
-                    or _localized(edges, following, prefix, previous_last) != block:
+                    or _source(edges[following[0]], previous_last) != previous_last:
                 break
-            count += 1
+            other = _localized(edges, following, prefix, previous_last)
+            if other is None or _parameters([u["edges"] for u in units] + [other["edges"]]) is None:
+                break
+            units.append(other)
         # The calls' names become names of tensors (their outputs): they must be free.
-        calls = {f"{stem}{k}" for k in range(first, first + count)}
-        if count >= 2 and not calls & taken:
-            return _Run(stem, first, count, len(unit), block, source)  # type: ignore[arg-type]
+        calls = {f"{stem}{k}" for k in range(first, first + len(units))}
+        if len(units) >= 2 and not calls & taken:
+            return _Run(stem, first, len(units), len(unit), *_parameterised(units), source)  # type: ignore[arg-type]
     return None
+
+
+# Units that differ in more arguments than this are left as edges: the calls would
+# read worse than the layers they stand for.
+MAX_PARAMS = 3
+
+
+def _parameters(trees: list[dict[str, Any]]) -> list[list[tuple]] | None:
+    """The layer arguments in which units' edges differ, grouped into parameters (arguments whose values
+    go together across the units make one); None when they differ elsewhere or in too many."""
+    paths = _differing_paths(trees, ())
+    if paths is None or any(len(path) < 3 or path[1] in _NOT_ARGUMENTS for path in paths):
+        return None
+    groups: dict[tuple[str, ...], list[tuple]] = {}  # the values across units -> the paths that hold them
+    for path in paths:
+        groups.setdefault(tuple(repr(_get(tree, path)) for tree in trees), []).append(path)
+    return list(groups.values()) if len(groups) <= MAX_PARAMS else None
+
+
+# An edge's keys besides its layer class: a difference there is one of structure.
+_NOT_ARGUMENTS = ("in", "repeat", "outputs", "block", "layer", "call", "adapt")
+
+
+def _differing_paths(trees: list[Any], path: tuple) -> list[tuple] | None:
+    """Where the trees' values differ (a differing mapping key or list length: None)."""
+    first = trees[0]
+    if all(tree == first for tree in trees):
+        return []
+    if all(isinstance(tree, dict) for tree in trees):
+        if any(list(tree) != list(first) for tree in trees):
+            return None
+        found: list[tuple] = []
+        for key in first:
+            inner = _differing_paths([tree[key] for tree in trees], path + (key,))
+            if inner is None:
+                return None
+            found += inner
+        return found
+    if any(isinstance(tree, dict) for tree in trees):
+        return None
+    return [path]  # scalars or lists: the whole value is a parameter
+
+
+def _get(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _parameterised(units: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One block for units that differ in a few arguments, each `$NAME` in it; and each unit's values."""
+    trees = [unit["edges"] for unit in units]
+    block = deepcopy(units[0])
+    values: list[dict[str, Any]] = [{} for _ in units]
+    for paths in _parameters(trees) or []:
+        key = paths[0][-1]
+        base = key if isinstance(key, str) and NAME_PATTERN.fullmatch(key) else "value"
+        name, n = base, 2
+        while name in values[0]:
+            name, n = f"{base}_{n}", n + 1
+        for path in paths:
+            _get(block["edges"], path[:-1])[path[-1]] = f"${name}"
+        for unit_values, tree in zip(values, trees):
+            unit_values[name] = _get(tree, paths[0])
+    if values[0]:
+        block = {"params": list(values[0]), **block}
+    return block, values
 
 
 def _unit(names: list[str], start: int, prefix: str) -> list[str]:
