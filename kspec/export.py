@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,9 @@ def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
     keras = import_keras()
     specs = [keras.InputSpec(shape=(None, *inp.shape), dtype=inp.dtype or "float32", name=inp.name)
              for inp in spec.inputs]
-    model.export(str(path), format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
+    with warnings.catch_warnings():  # Keras's patch of tf2onnx for NumPy 2 looks up np.object, which warns
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
     graph = onnx.load(str(path))
     renamed = dict(zip([out.name for out in graph.graph.output], spec.output_names))
     for node in graph.graph.node:
@@ -214,9 +217,9 @@ def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
         node.input[:] = [renamed.get(name, name) for name in node.input]
     for value in [*graph.graph.input, *graph.graph.output]:
         value.name = renamed.get(value.name, value.name)
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_param = "batch"
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):  # tf2onnx names them unk__N
+            if not dim.HasField("dim_value"):
+                dim.dim_param = "batch" if axis == 0 else f"{value.name}_{axis}"
     onnx.save(graph, str(path))
 
 
