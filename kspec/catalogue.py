@@ -193,6 +193,7 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
             params = []
         classes[name] = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         needed = [p.name for p in params if p.name in classes[name] and p.default is p.empty]
+        needed += [arg for arg in _read_by_from_config(obj) if arg in classes[name] and arg not in needed]
         if needed:
             required[name] = needed
         kinds[name] = {arg: kind for arg, kind in _argument_kinds(obj).items() if arg in classes[name]}
@@ -206,6 +207,21 @@ def _identifiers(module: Any, get: Any, base: type | None) -> dict[str, Any]:
             continue
         strings.append(name)
     return {"strings": strings, "classes": classes, "kinds": kinds, "required": required}
+
+
+def _read_by_from_config(cls: type) -> list[str]:
+    """Arguments that from_config reads even though the constructor has a default (Constant's value).
+
+    kspec hands initializers, regularizers and constraints to Keras in
+    serialized form, so these must be written in a spec.
+    """
+    try:
+        cls.from_config({})  # type: ignore[attr-defined]
+    except KeyError as exc:
+        return [str(exc.args[0])] if exc.args else []
+    except Exception:
+        pass
+    return []
 
 
 def _no_name(name: str) -> None:
