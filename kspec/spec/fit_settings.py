@@ -20,14 +20,13 @@ from .. import catalogue as catalogue_module
 from ..errors import Diagnostic, Location, did_you_mean
 from .arguments import check_class_arguments
 from .compile_settings import LIST, MAPPING, form, is_class_form
-from .keys import MIXED_POLICIES, snake_case
+from .keys import ALLOWED_CALLBACKS, MIXED_POLICIES, snake_case
 from .load import YMap, YNode, YScalar, YSeq, to_python, type_name
 from .model import CallbackDef, ModelDef
 
 if TYPE_CHECKING:
     from .parse import Parser
 
-ALLOWED_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN")
 _RUN_FOLDER = "kspec's run folder already"
 REFUSED_CALLBACKS = {
     "ModelCheckpoint": f"{_RUN_FOLDER} writes checkpoints (checkpoints/) and the final model (model.keras)",

@@ -37,6 +37,8 @@ def snake_case(name: str) -> str:
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool", "string")
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")  # Keras's mixed-precision dtype policies
+# The Keras callbacks a spec may name (spec/fit_settings.py says why the others are refused).
+ALLOWED_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN")
 MAX_COUNT = 2**31 - 1  # the largest batch size or epoch count (the command line's limit too)
 # Larger repeats are refused: Keras cannot build such a deep chain anyway.
 MAX_REPEAT = 1000
@@ -279,7 +281,9 @@ KEYS: tuple[Key, ...] = (
         value="number in [0, 1)", doc="the share of rows, taken from the end, held out to validate on",
         example=0.2, default="none"),
     Key("callbacks", (TRAINING,), {"type": "array", "items": {"anyOf": [
-        {"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]}},
+        {"enum": list(ALLOWED_CALLBACKS)},
+        {"type": "object", "propertyNames": {"enum": list(ALLOWED_CALLBACKS)}, "minProperties": 1,
+         "maxProperties": 1, "additionalProperties": {"type": ["object", "null"]}}]}},
         value="list of `{Class: {arguments}}`",
         doc="Keras callbacks: EarlyStopping, ReduceLROnPlateau, TerminateOnNaN",
         example=[{"TerminateOnNaN": {}}], default="none"),
