@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from kspec.cli import main
 from kspec.errors import DataError, RunError
-from kspec.spec import read_spec
+from kspec.spec import read_spec, spec_text
 from kspec.train import train
 
 SEED = 7
@@ -306,3 +306,12 @@ def test_early_stopping_patience_needs_an_early_stopping_callback(tmp_path):
     assert result.exit_code == 2
     assert ("--early-stopping-patience sets the patience of the spec's EarlyStopping, and the spec has none; add "
             "'- EarlyStopping: {monitor: val_loss, patience: 3}' under training.callbacks") in result.output
+
+
+def test_training_keys_survive_the_spec_written_back_after_set(tmp_path):
+    spec = _spec(tmp_path, "  class_weight: {0: 1.0, 1: 3.0}\n  callbacks:\n    - TerminateOnNaN\n")
+    written = tmp_path / "written.yaml"
+    written.write_text(spec_text(spec, ["training.mixed_precision=mixed_float16"]), encoding="utf-8")
+    model, _ = read_spec(written)  # the run's spec.yaml, which evaluate and --resume read again
+    assert (model.training.class_weight, model.training.mixed_precision) == ({0: 1.0, 1: 3.0}, "mixed_float16")
+    assert [callback.class_name for callback in model.training.callbacks] == ["TerminateOnNaN"]

@@ -128,6 +128,8 @@ def _parse_class_weight(parser: Parser, node: YNode) -> dict[int, float] | None:
     weights: dict[int, float] = {}
     for _, key_node, value_node in node.items():
         key, value = key_node.value, value_node.value if isinstance(value_node, YScalar) else None
+        if isinstance(key, str) and key.isascii() and key.isdigit():
+            key = int(key)  # '0': a spec written back after --set quotes its keys (kspec.spec.spec_text)
         if isinstance(key, bool) or not isinstance(key, int) or key < 0:
             parser.error(key_node.loc, f"class_weight's key {key!r} is not a class id (an integer from 0)", hint)
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
