@@ -32,7 +32,9 @@ from ..spec.keys import NAME_PATTERN
 
 __all__ = ["with_blocks"]
 
-_NUMBERED = re.compile(r"(.*[^0-9])([1-9][0-9]*)")  # STEM K, K without leading zeros
+# STEM K: K a number without leading zeros (conv2_block2), or a letter after a
+# digit (EfficientNet's block2b, block2c).
+_NUMBERED = re.compile(r"(.*[^0-9])([1-9][0-9]*)|(.*[0-9])([a-y])")
 # A unit's own names: joined to a call's name, so they may start with a digit, but
 # hold a letter (YAML would read `1_0` as a number).
 _LOCAL = re.compile(r"[A-Za-z0-9_]*[A-Za-z][A-Za-z0-9_]*")
@@ -41,7 +43,7 @@ _LOCAL = re.compile(r"[A-Za-z0-9_]*[A-Za-z][A-Za-z0-9_]*")
 @dataclass
 class _Run:
     stem: str
-    first: int  # the number of the first unit
+    first: int | str  # the number (or letter) of the first unit
     count: int
     length: int  # edges per unit
     block: dict[str, Any]
@@ -68,6 +70,7 @@ def with_blocks(edges: dict[str, Any], used: set[str], above: str | None) -> tup
             i += 1
             continue
         name = _block_name(run, blocks)
+        calls = [_nth(run.stem, run.first, n) for n in range(run.count)]
         blocks[name] = run.block
         first_in = {"in": run.source} if run.source != above else {}
         given = [{"with": values} if values else {} for values in run.values]
@@ -75,9 +78,8 @@ def with_blocks(edges: dict[str, Any], used: set[str], above: str | None) -> tup
             with_list = {"with": run.values} if run.values[0] else {}
             result[run.stem[:-1]] = {"block": name, **first_in, **with_list, "repeat": run.count}
         else:
-            for k in range(run.first, run.first + run.count):
-                result[f"{run.stem}{k}"] = {"block": name, **(first_in if k == run.first else {}),
-                                            **given[k - run.first]}
+            for n, call in enumerate(calls):
+                result[call] = {"block": name, **(first_in if n == 0 else {}), **given[n]}
         i += run.count * run.length
         above = names[i - 1]
     return result, blocks
@@ -108,7 +110,7 @@ def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, 
         match = _NUMBERED.fullmatch(name[:cut])
         if match is None:
             continue
-        stem, first = match.group(1), int(match.group(2))
+        stem, first = (match.group(1), int(match.group(2))) if match.group(1) else match.group(3, 4)
         unit = _unit(names, i, f"{stem}{first}")
         source = _source(edges[name], above)
         block = _localized(edges, unit, f"{stem}{first}", source)
@@ -117,7 +119,7 @@ def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, 
         units = [block]
         while True:
             start = i + len(units) * len(unit)
-            prefix = f"{stem}{first + len(units)}"
+            prefix = _nth(stem, first, len(units))
             following = _unit(names, start, prefix)
             previous_last = names[start - 1]
             if [n[len(prefix):] for n in following] != [n[len(f"{stem}{first}"):] for n in unit] \
@@ -128,7 +130,7 @@ def _run_at(edges: dict[str, Any], names: list[str], i: int, above: str | None, 
                 break
             units.append(other)
         # The calls' names become names of tensors (their outputs): they must be free.
-        calls = {f"{stem}{k}" for k in range(first, first + len(units))}
+        calls = {_nth(stem, first, n) for n in range(len(units))}
         if len(units) >= 2 and not calls & taken:
             return _Run(stem, first, len(units), len(unit), *_parameterised(units), source)  # type: ignore[arg-type]
     return None
@@ -199,6 +201,13 @@ def _parameterised(units: list[dict[str, Any]]) -> tuple[dict[str, Any], list[di
     if values[0]:
         block = {"params": list(values[0]), **block}
     return block, values
+
+
+def _nth(stem: str, first: int | str, n: int) -> str:
+    """The prefix of the unit n places after the first: conv2_block2 -> conv2_block3, block2b -> block2c."""
+    if isinstance(first, int):
+        return f"{stem}{first + n}"
+    return f"{stem}{chr(ord(first) + n)}" if ord(first) + n <= ord("z") else f"{stem}_"  # `_`: no such unit
 
 
 def _unit(names: list[str], start: int, prefix: str) -> list[str]:
