@@ -70,7 +70,49 @@ def parse_input(parser: Parser, name: str, loc: Location, body: YNode) -> InputD
             options[key] = value
     if shape is None:
         return None
-    return InputDef(name, loc, shape, dtype, options)
+    columns = _parse_columns(parser, mapping.get("columns"), name, shape)
+    fill = _parse_fill(parser, mapping.get("fill"), name, dtype)
+    return InputDef(name, loc, shape, dtype, options, columns, fill)
+
+
+def _parse_columns(parser: Parser, node: YNode | None, name: str,
+                   shape: tuple[int | None, ...]) -> tuple[str, ...] | None:
+    """`columns: [a, b]`: the table columns that fill the input, as many as its shape holds."""
+    if node is None:
+        return None
+    value = to_python(node)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        parser.error(node.loc, f"'columns' of input '{name}' must be a list of column names, got {type_name(node)}",
+                     "e.g. 'columns: [mean_radius, mean_texture]'")
+        return None
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        parser.error(node.loc, f"'columns' of input '{name}' names column '{repeated[0]}' twice",
+                     "list each column once")
+        return None
+    size = 1
+    for dim in shape:
+        size = size * dim if dim is not None and size is not None else None  # type: ignore[operator]
+    if size != len(value):
+        parser.error(node.loc, f"input '{name}' lists {len(value)} columns but its shape {list(shape)} holds "
+                     f"{'a varying number of values' if size is None else size}",
+                     f"list one column per value, or give it 'shape: [{len(value)}]'")
+        return None
+    return tuple(value)
+
+
+def _parse_fill(parser: Parser, node: YNode | None, name: str, dtype: str | None) -> object:
+    """`fill: VALUE`: what a missing table cell of the input becomes (a string for a string input)."""
+    if node is None:
+        return None
+    value = to_python(node)
+    text = dtype == "string"
+    if isinstance(value, bool) or not isinstance(value, str if text else (int, float)):
+        parser.error(node.loc, f"'fill' of input '{name}' must be a {'string' if text else 'number'}, "
+                     f"got {type_name(node)}", "the value put in the input's missing table cells, e.g. 'fill: "
+                     + ("unknown'" if text else "0'"))
+        return None
+    return value
 
 
 def parse_shape(parser: Parser, node: YNode, name: str) -> tuple[int | None, ...] | None:

@@ -229,6 +229,14 @@ KEYS: tuple[Key, ...] = (
         value="true or false", doc="a sparse input, as in `keras.Input`", example=False, default="false"),
     Key("ragged", (INPUT,), BOOLEAN,
         value="true or false", doc="a ragged input, as in `keras.Input`", example=False, default="false"),
+    # Where a table's columns feed an input (kspec.tables); read from data files, never given to keras.Input.
+    Key("columns", (INPUT,), {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                              "uniqueItems": True},
+        value="list of column names", doc="the CSV or Parquet columns that fill the input, in order (as many "
+        "as its shape holds)", example=["radius", "texture", "perimeter", "area"], default="the column named after the input"),
+    Key("fill", (INPUT,), {"type": ["number", "string"]},
+        value="number or string", doc="the value put in the input's missing table cells (CSV or Parquet)",
+        example=0, default="missing cells are refused"),
     # An edge, besides its inline layer class (which the schema takes from the catalogue).
     Key("in", _EDGE, ref("call_inputs"),
         value="tensor name, list, or mapping by keyword", doc="what the layer is called on", example="x",

@@ -49,6 +49,8 @@ class InputDef:
     shape: tuple[int | None, ...]
     dtype: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # batch_size, sparse, ragged
+    columns: tuple[str, ...] | None = None  # the table columns that fill it (kspec.tables)
+    fill: Any = None  # the value of its missing table cells; None: missing cells are refused
 
 
 @dataclass(frozen=True)
