@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -85,11 +86,13 @@ def open_storage(optuna: Any, storage: str | None, folder: Path) -> Any:
         raise fail(RunError, "--storage", f"kspec tune cannot store a study at '{scheme}://'",
                    "give a sqlite://, postgresql:// or mysql:// URL, or the path of a journal file")
     try:
-        return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=3 * HEARTBEAT_SECONDS)
+        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental; kspec relies on it here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=3 * HEARTBEAT_SECONDS)
     except ImportError as exc:  # the database's driver (psycopg2, PyMySQL) is an extra of its own
         raise fail(RunError, "--storage", f"the {scheme} storage needs a driver that is not installed: {exc}",
-                   "pip install 'kspec[tune]' brings psycopg2 for PostgreSQL; for MySQL, pip install PyMySQL "
+                   "pip install 'kspec[tune]' brings psycopg for PostgreSQL; for MySQL, pip install PyMySQL "
                    "and use mysql+pymysql://") from None
     except Exception as exc:  # SQLAlchemy's errors: an unreachable server, a refused login
         raise fail(RunError, "--storage", f"cannot open the study's storage: {_first_line(exc)}",

@@ -245,9 +245,9 @@ def test_two_workers_share_a_study_in_postgresql(tmp_path):
         pytest.skip("the PostgreSQL test runs the server as the 'postgres' user inside `unshare -n`, "
                     "which needs root (as .ci/run has)")
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg2 is not installed (pip install 'kspec[tune]')")
+        pytest.skip("psycopg, the PostgreSQL driver, is not installed (pip install 'kspec[tune]')")
     spec = _spec(tmp_path)
     data = Path(tempfile.mkdtemp(prefix="kspec-pg-"))  # the server's user must reach it: not under pytest's tmp
     shutil.chown(data, "postgres")
