@@ -321,3 +321,31 @@ def test_import_makes_the_arguments_units_differ_in_parameters(tmp_path):
                                                                     "padding": "same", "activation": "relu"}}
     assert spec["edges"]["block1"] == {"block": "block", "with": {"filters": 4}}
     assert spec["edges"]["block2"] == {"block": "block", "with": {"filters": 8}}
+
+
+def test_a_block_never_called_and_a_parameter_never_used_are_warned_about(write_spec):
+    path = write_spec("""\
+inputs:
+  x: {shape: [4]}
+blocks:
+  used:
+    params: [units, spare]
+    defaults: {spare: 1}
+    inputs: a
+    edges:
+      d: {Dense: {units: $units}, in: a}
+    outputs: d
+  unused:
+    inputs: a
+    edges:
+      d: {Dense: {units: 2}, in: a}
+    outputs: d
+edges:
+  y: {block: used, with: {units: 2}}
+outputs: [y]
+""")
+    _, diagnostics = validate(path)
+    assert [(d.severity, d.location.line, d.message) for d in diagnostics] == [
+        ("warning", 4, "parameter 'spare' of block 'used' is never used"),
+        ("warning", 11, "block 'unused' is never called"),
+    ]
