@@ -48,6 +48,7 @@ SLOW = {
     "README.md#overrides-1",  # two trainings, one of an LSTM over 140x256 inputs
     "README.md#inspecting-layer-calls-1",  # two inspections (about 20 s)
     "docs/distributed.md#trying-it-on-one-machine-1",  # two processes joining over loopback
+    "README.md#searching-hyperparameters-2",  # kspec tune: two trials of one epoch (about 45 s)
 }
 
 SHELL_TAGS = {"sh", "bash", "shell"}
