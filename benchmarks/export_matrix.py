@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -72,11 +73,52 @@ def table(results: dict[str, dict[str, dict[str, object]]]) -> str:
     return "\n".join(lines)
 
 
+def layer_classes(spec: object) -> dict[str, str]:
+    """Each Keras layer name the spec creates, with its class, sub-models included."""
+    found = {name: layer.class_name for name, layer in spec.layers.items()}
+    found |= {name: layer.class_name for name, layer in spec.sequence}
+    found |= {name: edge.layer.class_name for edge in spec.edges if edge.layer for name in edge.layer_names()}
+    for sub in spec.models.values():
+        found |= layer_classes(sub)
+    return found
+
+
+def class_table(results: dict[str, dict[str, dict[str, object]]]) -> str:
+    """A row per layer class the shipped specs use: yes where a spec using it exported, no where one failed at it.
+
+    A class in no exported spec and blamed by no error is "not measured".
+    """
+    from kspec.export import FORMATS
+    from kspec.spec import read_spec
+
+    classes = {name: layer_classes(read_spec(ROOT / "specs" / f"{name}.yaml", ())[0]) for name in results}
+    verdicts: dict[str, dict[str, set[str]]] = {}
+    for spec, rows in results.items():
+        for fmt, row in rows.items():
+            blamed = re.search(r"layer '([\w.-]+)'", str(row.get("error", "")))
+            for layer, cls in classes[spec].items():
+                cell = verdicts.setdefault(cls, {}).setdefault(fmt, set())
+                if row["passed"]:
+                    cell.add("yes")
+                elif blamed and blamed.group(1) == layer:
+                    cell.add(f"no ({spec})")
+    lines = ["| layer class | " + " | ".join(FORMATS) + " |", "|---" * (len(FORMATS) + 1) + "|"]
+    for cls in sorted(verdicts):
+        cells = [", ".join(sorted(verdicts[cls].get(fmt) or {"not measured"})) for fmt in FORMATS]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rendered(results: dict[str, dict[str, dict[str, object]]]) -> str:
+    """What goes between the markers in docs/export.md."""
+    return f"{BEGIN}\n{table(results)}\n\nBy layer class:\n\n{class_table(results)}\n{END}"
+
+
 def write_docs(results: dict[str, dict[str, dict[str, object]]]) -> None:
     text = DOCS.read_text(encoding="utf-8")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    DOCS.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}", encoding="utf-8")
+    DOCS.write_text(f"{head}{rendered(results)}{tail}", encoding="utf-8")
 
 
 def main() -> None:

@@ -314,7 +314,9 @@ def failing_layer(spec: ModelDef, message: str) -> str | None:
     """The innermost spec layer named on a graph path in a converter's message."""
     names = _layer_names(spec)
     for path in _SCOPED.findall(message):
-        found = [part for part in (re.sub(r"_\d+$", "", piece) for piece in path.split("/")) if part in names]
+        pieces = path.split("/")  # Keras's scopes add _1, _2 to names, which may end in _N themselves
+        found = [next(n for n in (piece, re.sub(r"_\d+$", "", piece)) if n in names) for piece in pieces
+                 if piece in names or re.sub(r"_\d+$", "", piece) in names]
         if found:
             return found[-1]
     return None
