@@ -227,7 +227,7 @@ def _read_npy_folder(path: Path, stream: bool | None) -> dict[str, Any]:
     """A folder of KEY.npy files, one per input and output."""
     if not any(path.glob("*.npy")):
         raise fail(DataError, str(path), "is a directory, not an .npz file",
-                   "give an .npz file, or a folder of KEY.npy files")
+                   "give an .npz file, a folder of KEY.npy files, or a folder of class folders of images")
     try:
         return read_npy_folder(path, stream, STREAM_BYTES)
     except OSError as exc:
@@ -454,9 +454,48 @@ def check_split(rows: int, fraction: float, source: str) -> None:
 
 def load_npz(path: str | Path, spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
              need_targets: bool = True, stream: bool | None = None) -> Dataset:
-    """Read an .npz file (or a folder of .npy files) and check it against the spec."""
+    """Read a data file and check it against the spec: an .npz, a folder of .npy files, a CSV or Parquet
+    table (kspec.tables) or a folder of class folders of images (kspec.image_folders)."""
+    from . import image_folders, tables
+
     path = Path(path)
-    return check_arrays(read_npz(path, stream), spec, output_shapes, str(path), need_targets)
+    check_data_path(path, spec, need_targets)
+    if tables.is_table(path):
+        arrays = tables.read_table(path, spec, output_kinds(spec), output_shapes, need_targets, stream, STREAM_BYTES)
+    elif image_folders.is_image_folder(path):
+        arrays = image_folders.read_image_folder(path, spec, output_kinds(spec), output_shapes, need_targets)
+    else:
+        arrays = read_npz(path, stream)
+    return check_arrays(arrays, spec, output_shapes, str(path), need_targets)
+
+
+def check_data_path(path: Path, spec: ModelDef, need_targets: bool = True) -> None:
+    """What a data path's name, kind and header can tell, checked before Keras is imported.
+
+    A table's columns and an image folder's classes are checked against the
+    spec; an .npz is checked to exist (its arrays need the built model's outputs).
+    """
+    from . import image_folders, tables
+
+    if not path.exists():
+        raise fail(DataError, str(path), "data file not found", "check the path")
+    if tables.is_table(path):
+        if not path.is_file():
+            raise fail(DataError, str(path), "is not a regular file", "give a CSV or Parquet file")
+        tables.check_columns(path, spec, need_targets)
+    elif image_folders.is_image_folder(path):
+        image_folders.check_folder(path, spec, need_targets)
+
+
+def count_rows(path: Path) -> int:
+    """The rows (samples) of a data file, reading as little of it as its format allows."""
+    from . import image_folders, tables
+
+    if tables.is_table(path):
+        return tables.count_rows(path)
+    if image_folders.is_image_folder(path):
+        return image_folders.count_images(path)
+    return len(next(iter(read_npz(path, stream=True).values())))  # headers only
 
 
 # ----------------------------------------------------------------- synthetic

@@ -28,6 +28,7 @@ import numpy as np
 from .data import Dataset
 from .errors import DataError
 from .spec.model import ModelDef
+from .tables import block_rows
 
 # Keras's reader threads, for backends without tf.data: one per two cores, 2 to 4.
 READERS = max(2, min(4, (os.cpu_count() or 2) // 2))
@@ -70,10 +71,24 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
 
         def on_epoch_end(self) -> None:
             if shuffle:
-                self.rng.shuffle(self.order)
+                self.order = shuffled(len(self), batch_size, block_rows([*dataset.inputs.values()]), self.rng)
 
     return BatchStream()
 
+
+def shuffled(batches: int, batch_size: int, block: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Batch indices in a random order; with `block` (a Parquet file's row-group size), grouped by block.
+
+    The blocks come in a random order and the batches inside each in a random
+    order, so each row group is read from the file once an epoch.
+    """
+    if not block:
+        return rng.permutation(batches)
+    groups: dict[int, list[int]] = {}
+    for index in range(batches):
+        groups.setdefault(index * batch_size // block, []).append(index)
+    ordered = [groups[key] for key in rng.permutation(list(groups))]
+    return np.array([i for group in ordered for i in rng.permutation(group)], dtype=int)
 
 
 @contextlib.contextmanager
