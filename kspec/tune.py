@@ -277,6 +277,7 @@ class _Worker:
             self.keras.backend.clear_session()  # each trial's model and graph go with it
         trial.set_user_attr("epochs", result.epochs_completed)
         if callback.pruned_after is not None:
+            _record_pruned(run_dir, callback.pruned_after)
             raise self.optuna.TrialPruned(f"pruned after epoch {callback.pruned_after}")
         return _objective_value(result.history, self.search.metric)
 
@@ -288,6 +289,16 @@ class _Worker:
         self.progress(f"trial {trial.number} {trial.state.name.lower()}: {values}; {result} ({seconds:.1f}s)")
         if self.stop.signal is not None:
             study.stop()
+
+
+def _record_pruned(run_dir: Path, epoch: int) -> None:
+    """Say in the run's run.json that the pruner stopped it, as a callback's stop is said."""
+    from .run_folder import RunFolder
+
+    folder = RunFolder.open(run_dir)
+    settings = folder.settings()
+    settings.status, settings.stopped = "stopped", f"kspec tune's median pruner stopped the trial after epoch {epoch}"
+    folder.save_settings(settings)
 
 
 def _short(value: Any) -> str:

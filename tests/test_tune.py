@@ -9,6 +9,7 @@ differ by their searched values only.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -50,7 +51,7 @@ TIMEOUT = 300
 
 def _spec(tmp_path: Path, epochs: int = 2, extra: str = "") -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(SPEC.replace("EPOCHS", str(epochs)) + extra)
+    path.write_text(SPEC.replace("EPOCHS", str(epochs)).replace("objective:", extra + "objective:"))  # extra: search
     return path
 
 
@@ -179,6 +180,27 @@ def test_pruning_stops_a_hopeless_trial_early(tmp_path):
     assert pruned.user_attrs["epochs"] == 1 and list(pruned.intermediate_values) == [0]
     history = (folder / "trials" / "trial-0002" / "history.csv").read_text().splitlines()
     assert len(history) == 2  # a header and one epoch: the run stopped there, its folder whole
+    run = json.loads((folder / "trials" / "trial-0002" / "run.json").read_text())
+    assert (run["status"], run["stopped"]) == ("stopped", "kspec tune's median pruner stopped the trial after epoch 1")
+
+
+@pytest.mark.slow
+def test_a_trial_that_cannot_train_fails_and_the_study_goes_on(tmp_path):
+    # Only Keras knows that a Dense of 0 units cannot be built: validate lets the choice through.
+    spec = _spec(tmp_path, extra="  edges.hidden.units: {choice: [0, 4]}\n")
+    folder = tmp_path / "study"
+    folder.mkdir()
+    study = optuna.create_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))))
+    for units in (0, 4):
+        study.enqueue_trial({"optimizer.Adam.learning_rate": 0.01, "edges.hidden.units": units})
+    lines: list[str] = []
+    study, _ = tune(spec, (), TuneOptions(synthetic_n=64, trials=2, out=folder),
+                    progress=lines.append)
+    assert _states(study) == ["FAIL", "COMPLETE"], [t.params for t in study.trials]
+    assert study.trials[0].user_attrs["failure"] == ("Keras rejected Dense 'hidden': Received an invalid value for "
+                                                     "`units`, expected a positive integer. Received: units=0")
+    assert lines[0].startswith("trial 0 fail: optimizer.Adam.learning_rate=0.01, edges.hidden.units=0; ")
 
 
 @pytest.mark.slow
