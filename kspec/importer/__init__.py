@@ -24,7 +24,7 @@ The pipeline, one module a step:
     standins.py     keras.ops arithmetic -> the keras.layers computing the same
     call_graph.py   one graph's calls, what each was given, in file order
     naming.py       edge and tensor names, `in:` references, repeats
-    blocks.py       runs of identical units -> calls of one block
+    block_runs.py   runs of units alike -> calls of one block
     layer_args.py   layer configs -> spec arguments, defaults left out
     compiled.py     optimizer, loss, loss_weights, metrics
     values.py       comparing and showing config values

@@ -4,7 +4,7 @@ Walks a model and its sub-models, checks what a spec can hold at model level
 (classes, names, a layer owned by one model, frozen and dict-output models),
 and puts the pieces together: inputs from the input layers, edges from the
 calls that call_graph.py reads and naming.py names (runs of identical units
-written as blocks by blocks.py), layer arguments from
+written as blocks by block_runs.py), layer arguments from
 layer_args.py, compile settings from compiled.py. The result is a plain dict
 in spec order, which render.py writes as text.
 """
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..spec.keys import DTYPES, MODEL_NAME_PATTERN, NAME_PATTERN, snake_case
 from .layer_args import ArgumentWriter
-from .blocks import with_blocks
+from .block_runs import with_blocks
 from .call_graph import GraphReader, tensor_key
 from .compiled import CompileWriter
 from .context import Context
