@@ -59,6 +59,15 @@ def _prepare(spec_path: Path, overrides: tuple[str, ...], backend: str | None) -
     return model
 
 
+def _check_data(model_def: Any, *paths: Path | None, need_targets: bool = True) -> None:
+    """What the data paths' names, kinds and headers tell about them against the spec, before Keras loads."""
+    from .data import check_data_path
+
+    for path in paths:
+        if path is not None:
+            check_data_path(path, model_def, need_targets)
+
+
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",
     help="Change one value of the spec before it is checked, e.g. layers.lstm.units=128 (repeatable).")
@@ -339,6 +348,7 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         model_def = _prepare(spec, overrides, backend)
+    _check_data(model_def, options.data, options.val_data)
     if cluster is not None:
         cluster.join()  # before Keras first touches a device
     import_keras(cpu_devices)
@@ -395,7 +405,9 @@ def evaluate(spec: Path | None, run_dir: Path | None, weights: Path | None, data
     verbose = 0 if as_json else "auto"
     if run_dir is None:
         assert spec is not None and weights is not None and data is not None
-        results = evaluation.evaluate(_prepare(spec, overrides, backend), weights, data, batch_size,
+        model_def = _prepare(spec, overrides, backend)
+        _check_data(model_def, data)
+        results = evaluation.evaluate(model_def, weights, data, batch_size,
                                       verbose=verbose, max_params=max_params, report=report)
     else:
         parts = evaluation.run_parts(run_dir)  # before Keras: a changed data file is refused at once
@@ -425,25 +437,33 @@ def evaluate(spec: Path | None, run_dir: Path | None, weights: Path | None, data
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help=".npz file (or folder of KEY.npy files) with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Write predictions here: .npz (one array per output name) or .csv (one column per value).")
+              help="Write predictions here: .npz (one array per output name), or .csv or .parquet (one column per "
+                   "value).")
 @click.option("--labels", is_flag=True, help="Add each class output's predicted class (NAME_label).")
+@click.option("--keep-columns", "keep", metavar="A,B", default="",
+              help="Copy these columns of a CSV or Parquet --data table into a .csv or .parquet output (e.g. an id).")
 @click.option("--batch-size", type=COUNTS, default=32, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @submodel_option
 @model_options
 @handle_errors
-def predict(spec: Path, weights: Path, data: Path, output: Path, labels: bool, batch_size: int, quiet: bool,
-            submodel: str | None, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
-    """Write a trained model's predictions for data to an .npz or .csv file.
+def predict(spec: Path, weights: Path, data: Path, output: Path, labels: bool, keep: str, batch_size: int,
+            quiet: bool, submodel: str | None, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+    """Write a trained model's predictions for data to an .npz, .csv or .parquet file.
 
     With --model NAME, the sub-model NAME runs alone, with the weights it has
     in the trained whole model, on data keyed by its own input names.
     """
     from .predict import predict as run_prediction
 
-    _check_output(output, ".npz or .csv", {"the spec": spec, "the --weights file": weights, "the --data file": data})
-    shapes = run_prediction(_prepare(spec, overrides, backend), weights, data, output, batch_size,
-                            max_params=max_params, progress=not quiet, labels=labels, model=submodel)
+    _check_output(output, ".npz, .csv or .parquet", {"the spec": spec, "the --weights file": weights,
+                                                     "the --data file": data})
+    model_def = _prepare(spec, overrides, backend)
+    if submodel is None:  # a sub-model's inputs are checked once it is found, in the build
+        _check_data(model_def, data, need_targets=False)
+    shapes = run_prediction(model_def, weights, data, output, batch_size,
+                            max_params=max_params, progress=not quiet, labels=labels, model=submodel,
+                            keep=tuple(name for name in keep.split(",") if name))
     listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
     click.echo(f"wrote {output}: {listed}")
 
@@ -491,6 +511,7 @@ def inspect(spec: Path, output: Path | None, as_json: bool, overrides: tuple[str
                                    "the --data file": request.data})
 
     model_def = _prepare(spec, overrides, backend)
+    _check_data(model_def, request.data, need_targets=False)
     keras = import_keras()
     keras.utils.set_random_seed(request.seed)
     if request.weights is not None:  # layers marked adapt: true take the state the trained file holds

@@ -25,12 +25,13 @@ nothing beyond NumPy, and pyarrow is a large wheel.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -398,3 +399,46 @@ def block_rows(arrays: list[Any]) -> int | None:
         if isinstance(array, TableColumn):
             return array.group_rows
     return None
+
+
+def read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Whole columns of a table, as they are (for `kspec predict --keep-columns`)."""
+    where = str(path)
+    pa = _pyarrow(where)
+    present = column_names(path)
+    for name in names:
+        if name not in present:
+            raise fail(DataError, where, f"no column '{name}' to keep{did_you_mean(name, present)}",
+                       f"the table's columns: {', '.join(present[:8])}")
+    try:
+        if TABLE_SUFFIXES[path.suffix.lower()] == "Parquet":
+            table = pa.parquet.read_table(path, columns=list(names))
+        else:
+            table = pa.csv.read_csv(path, convert_options=pa.csv.ConvertOptions(include_columns=list(names)))
+    except (pa.ArrowException, OSError) as exc:
+        raise fail(DataError, where, f"cannot read the table (corrupt or truncated): {exc}") from None
+    found = {}
+    for name in names:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        found[name] = values.astype(str) if values.dtype == object else values
+    return found
+
+
+@contextlib.contextmanager
+def parquet_writer(path: Path) -> Iterator[Callable[[dict[str, np.ndarray]], None]]:
+    """A function that appends named columns (one batch of rows) to a new Parquet file at `path`."""
+    pa = _pyarrow(str(path))
+    writer = None
+
+    def write(columns: dict[str, np.ndarray]) -> None:
+        nonlocal writer
+        table = pa.table(columns)
+        if writer is None:
+            writer = pa.parquet.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()

@@ -93,4 +93,4 @@ def test_labels_need_a_class_output(model, tmp_path):
 def test_another_suffix_is_a_usage_error(model, tmp_path):
     result = _predict(model, tmp_path / "p.txt")
     assert result.exit_code == 2
-    assert result.stderr.endswith(f"Error: Invalid value for '-o': '{tmp_path / 'p.txt'}' must end in .npz or .csv\n")
+    assert result.stderr.endswith(f"Error: Invalid value for '-o': '{tmp_path / 'p.txt'}' must end in .npz, .csv or .parquet\n")
