@@ -98,10 +98,11 @@ EARLY = """\
 """
 
 
-def test_early_stopping_stops_restores_the_best_weights_and_records_why(tmp_path):
+@pytest.mark.parametrize("interval", [0, 60], ids=["every-epoch", "held-in-memory"])
+def test_early_stopping_stops_restores_the_best_weights_and_records_why(tmp_path, interval):
     data, arrays = _data(tmp_path)
     run = tmp_path / "run"
-    result = _train(_spec(tmp_path, EARLY), run, data=data, checkpoint_interval=0)
+    result = _train(_spec(tmp_path, EARLY), run, data=data, checkpoint_interval=interval)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, min_delta=10, restore_best_weights=True)
     reference, history = _reference(arrays, keras.optimizers.SGD(0.1), 8, [stopper], validation_split=0.25)
     # min_delta 10 is never met: the run stops after epoch 2, the first epoch being the best
@@ -261,10 +262,10 @@ def test_mixed_float16_on_cpu_keeps_outputs_float32_and_resets_the_policy(tmp_pa
         model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
         keras.utils.set_random_seed(SEED)
         history = model.fit(arrays["x"], arrays["y"], batch_size=16, epochs=2, shuffle=True, verbose=0).history
+        saved = keras.saving.load_model(tmp_path / "run" / "model.keras")  # its LossScaleOptimizer too
     finally:
         keras.config.set_dtype_policy("float32")
     _same_history(result.history, history)
-    saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
     assert [layer.dtype_policy.name for layer in saved.layers[1:]] == ["mixed_float16", "float32"]
 
 
