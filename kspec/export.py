@@ -15,6 +15,7 @@ the check for a format's optional packages come before it.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -207,8 +208,8 @@ def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
     keras = import_keras()
     specs = [keras.InputSpec(shape=(None, *inp.shape), dtype=inp.dtype or "float32", name=inp.name)
              for inp in spec.inputs]
-    with warnings.catch_warnings():  # Keras's patch of tf2onnx for NumPy 2 looks up np.object, which warns
-        warnings.simplefilter("ignore", FutureWarning)
+    with warnings.catch_warnings(), _quiet("tf2onnx"):  # kspec reports what it could not convert, once
+        warnings.simplefilter("ignore", FutureWarning)  # Keras's patch of tf2onnx for NumPy 2 looks up np.object
         model.export(str(path), format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
     graph = onnx.load(str(path))
     renamed = dict(zip([out.name for out in graph.graph.output], spec.output_names))
@@ -220,7 +221,22 @@ def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):  # tf2onnx names them unk__N
             if not dim.HasField("dim_value"):
                 dim.dim_param = "batch" if axis == 0 else f"{value.name}_{axis}"
+    foreign = [node for node in graph.graph.node if not onnx.defs.has(node.op_type, node.domain)]
+    if foreign:  # tf2onnx copies a TensorFlow operation it cannot convert as is, which no ONNX runtime runs
+        raise Unconverted(sorted({node.op_type for node in foreign}), " ".join(node.name for node in foreign))
     onnx.save(graph, str(path))
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a library's log (tf2onnx logs each node it cannot convert, with a traceback) for a block."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def write_litert(spec: ModelDef, model: Any, path: Path) -> None:
@@ -290,6 +306,14 @@ _OPERATION = re.compile(r"'tf\.(\w+)' op|[Uu]nsupported ops?:? ?\W*(\w+)|No conv
                         r"type (\w+)|op type not supported:? ?(\w+)")
 
 
+class Unconverted(Exception):
+    """A converter's output that still holds operations of TensorFlow's, by name, at these graph nodes."""
+
+    def __init__(self, operations: list[str], nodes: str):
+        super().__init__(nodes)
+        self.operations = operations
+
+
 @contextmanager
 def converter_errors(spec: ModelDef, fmt: str) -> Iterator[None]:
     """Report a converter's failure at the spec's layer whose operations it could not express."""
@@ -300,7 +324,8 @@ def converter_errors(spec: ModelDef, fmt: str) -> Iterator[None]:
 
         text = str(exc)
         layer = failing_layer(spec, text)
-        operations = sorted({next(filter(None, found)) for found in _OPERATION.findall(text)})
+        operations = getattr(exc, "operations", None) or sorted({next(filter(None, found))
+                                                                 for found in _OPERATION.findall(text)})
         what = f" (TensorFlow operations {', '.join(operations)})" if operations else ""
         where = graph_location(spec, text) or spec.loc
         subject = f"layer '{layer}'" if layer else "this model"

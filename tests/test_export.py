@@ -179,6 +179,9 @@ def test_export_of_a_run(write_spec, tmp_path):
 # ----------------------------------------------------------------- every shipped spec
 SHIPPED = sorted(path.stem for path in SPECS.glob("*.yaml"))
 LITERT = ["digits_cnn", "mlp"]  # the image and the tabular spec
+# Keras's string lookups become TensorFlow hash-table lookups, which tf2onnx 1.17 cannot convert (it needs a
+# table's shared name, which Keras 3 does not give): the export is refused at the layer, by name.
+ONNX_REFUSED = {"structured_data": "thal_id", "text_transformer": "tokens"}
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +210,17 @@ def shipped_weights(tmp_path_factory):
 def test_every_shipped_spec_exports_and_agrees_with_keras(fmt, name, shipped_weights, tmp_path):
     from kspec.spec import read_spec
 
+    from kspec.errors import SpecError
+
     spec, _ = read_spec(SPECS / f"{name}.yaml", ())
     output = tmp_path / (name + exporting.SUFFIXES[fmt])
+    if fmt == "onnx" and name in ONNX_REFUSED:
+        with pytest.raises(SpecError) as refused:
+            exporting.export(spec, shipped_weights(name), fmt, output)
+        assert refused.value.diagnostics[0].message.startswith(f"onnx cannot express layer '{ONNX_REFUSED[name]}' "
+                                                               "(TensorFlow operations LookupTableFindV2")
+        assert list(tmp_path.iterdir()) == []
+        return
     result = exporting.export(spec, shipped_weights(name), fmt, output)
     assert all(difference.agrees for difference in result.differences)
     assert output.exists()
@@ -225,5 +237,6 @@ def test_the_docs_table_is_generated_from_the_measured_results():
     assert sorted(results) == SHIPPED  # every shipped spec measured
     assert matrix.rendered(results) in matrix.DOCS.read_text()
     for name in SHIPPED:  # what the slow test above requires, the measurements show
-        assert results[name]["saved_model"]["passed"] and results[name]["onnx"]["passed"], name
+        assert results[name]["saved_model"]["passed"], name
+        assert results[name]["onnx"]["passed"] or f"layer '{ONNX_REFUSED[name]}'" in results[name]["onnx"]["error"]
     assert all(results[name]["litert"]["passed"] for name in LITERT)
