@@ -664,7 +664,7 @@ def import_model(model_file: Path, output: Path | None, name: str | None) -> Non
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Where to write the export.")
 @click.option("--data", type=click.Path(path_type=Path),
-              help="Check the export on the first rows of this .npz (default: synthetic rows).")
+              help="Check the export on the first rows of this data (default: synthetic rows).")
 @click.option("--atol", type=click.FloatRange(min=0), callback=_not_nan,
               help="Largest difference from Keras's outputs allowed (default: by format and dtype).")
 @model_options
