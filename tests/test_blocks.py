@@ -349,3 +349,29 @@ outputs: [y]
         ("warning", 4, "parameter 'spare' of block 'used' is never used"),
         ("warning", 11, "block 'unused' is never called"),
     ]
+
+
+def test_a_build_error_inside_a_block_names_the_call(write_spec):
+    from kspec.errors import SpecError
+
+    path = write_spec("""\
+inputs:
+  x: {shape: [4]}
+blocks:
+  res:
+    params: [units]
+    inputs: a
+    edges:
+      d: {Dense: {units: $units}, in: a}
+      sum: {Add: {}, in: [a, d]}
+    outputs: sum
+edges:
+  ok: {block: res, with: {units: 4}}
+  bad: {block: res, with: {units: 3}}
+outputs: [bad]
+""")
+    with pytest.raises(SpecError) as info:
+        _built(path)
+    [diagnostic] = info.value.diagnostics
+    assert (diagnostic.location.line, [call.line for call in diagnostic.location.via]) == (9, [13])
+    assert diagnostic.message.startswith("Keras rejected the call of Add 'bad_sum'")
