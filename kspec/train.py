@@ -152,6 +152,26 @@ def _resumed_settings(folder: RunFolder, spec_text: str, options: TrainOptions) 
     return settings
 
 
+def check_resume(spec_text: str, options: TrainOptions) -> None:
+    """What a --resume folder's own files refuse (a finished run, another spec), before Keras is imported.
+
+    A run is finished only when its newest whole checkpoint is its last
+    epoch's; with that one damaged, resuming retrains from an older one.
+    """
+    if options.resume is None:
+        return
+    folder = RunFolder.open(options.resume)
+    settings = _resumed_settings(folder, spec_text, options)
+    latest = folder.latest_checkpoint()
+    if latest is not None and min(latest[0], settings.epochs_completed) >= settings.epochs:
+        raise _finished(folder.path, settings.epochs)
+
+
+def _finished(path: Path, epochs: int) -> KspecError:
+    return fail(RunError, str(path), f"the run already finished its {epochs} epochs",
+                "give a larger --epochs to train it further")
+
+
 def _train(spec: ModelDef, spec_text: str, options: TrainOptions, call: _Call) -> TrainResult:
     folder = RunFolder.open(options.resume) if options.resume is not None else None
     if folder is not None:
@@ -170,8 +190,7 @@ def _train(spec: ModelDef, spec_text: str, options: TrainOptions, call: _Call) -
     with strategy_scope(keras, settings.strategy, call.progress), dtype_policy(keras, spec.training.mixed_precision):
         run = _prepare(keras, spec, spec_text, options, settings, folder, call)
     if settings.epochs_completed >= settings.epochs:
-        raise fail(RunError, str(run.folder.path), f"the run already finished its {settings.epochs} epochs",
-                   "give a larger --epochs to train it further")
+        raise _finished(run.folder.path, settings.epochs)
     if folder is not None:  # only now, past every refusal, is the run's record changed
         for path in folder.damaged:
             call.progress(f"skipped the damaged checkpoint {path}")
@@ -200,6 +219,7 @@ def _prepare(keras: Any, spec: ModelDef, spec_text: str, options: TrainOptions, 
     check_activation_memory(built, min(settings.batch_size, settings.synthetic or settings.batch_size))
     call.stop.check(spec)
     dataset, validation = run_data(spec, settings, built.output_shapes(), call.cluster)
+    refuse_streamed_weights(dataset, validation)  # before the run folder is made
     call.stop.check(spec)
     if folder is not None:
         model, history = _restore(keras, spec, folder, settings)  # adapted already: its state is in the checkpoint
@@ -273,7 +293,6 @@ def _fit_model(keras: Any, spec: ModelDef, run: _Run, verbose: Any, callbacks: l
     settings, dataset, validation = run.settings, run.dataset, run.validation
     weighted = {"class_weight": spec.training.class_weight} if spec.training.class_weight is not None else {}
     if dataset.streamed or (validation is not None and validation.streamed):
-        refuse_streamed_weights(dataset, validation)
         train_feed, validation_feed = batch_streams(keras, spec, dataset, validation, settings)
         with reading(train_feed, validation_feed):  # a data file that changed: its own error
             run.model.fit(train_feed, validation_data=validation_feed, epochs=settings.epochs,

@@ -71,10 +71,12 @@ def for_fit(weights: dict[str, np.ndarray], outputs: list[str], rows: int) -> An
     return [weights.get(output, np.ones(rows, dtype=np.float32)) for output in outputs]
 
 
-def refuse_streamed_weights(*datasets: Any) -> None:
+def refuse_streamed_weights(dataset: Any, validation: Any) -> None:
     """Sample weights are passed to fit with arrays in memory; a streamed run cannot take them yet."""
-    for dataset in datasets:
-        if dataset is not None and dataset.weights:
-            raise fail(DataError, dataset.source, "sample weights are used only with the data in memory, "
-                       "and this run reads its data batch by batch",
-                       "train with --no-stream, or leave the sample_weight arrays out of the data")
+    datasets = [d for d in (dataset, validation) if d is not None]
+    if not any(d.streamed for d in datasets):
+        return
+    for weighted in (d for d in datasets if d.weights):
+        raise fail(DataError, weighted.source, "sample weights are used only with the data in memory, "
+                   "and this run reads its data batch by batch",
+                   "train with --no-stream, or leave the sample_weight arrays out of the data")

@@ -164,6 +164,15 @@ def test_reduce_lr_on_plateau_lowers_the_rate_as_keras_does(tmp_path):
     assert _run_json(tmp_path / "run")["status"] == "completed"
 
 
+def test_terminate_on_nan_stops_the_run_and_says_so(tmp_path):
+    data, _ = _data(tmp_path)
+    spec = _spec(tmp_path, "  epochs: 5\n  callbacks: [TerminateOnNaN]\n", optimizer="{SGD: {learning_rate: 1e30}}")
+    result = _train(spec, tmp_path / "run", data=data)
+    settings = _run_json(tmp_path / "run")
+    assert (result.epochs_completed, settings["status"]) == (1, "stopped")
+    assert settings["stopped"] == "TerminateOnNaN stopped the run in epoch 1: a batch's loss was NaN or infinite"
+
+
 # ---------------------------------------------------------------- schedules
 COSINE = "{Adam: {learning_rate: {CosineDecay: {initial_learning_rate: 0.01, decay_steps: 40}}}}"
 
@@ -231,6 +240,17 @@ def test_per_output_sample_weights_weigh_only_their_output(tmp_path):
     history = model.fit(arrays["x"], [arrays["a"], arrays["b"]], batch_size=16, epochs=2, shuffle=True, verbose=0,
                         sample_weight=[np.ones(64), arrays["sample_weight_b"]]).history
     _same_history(result.history, history)
+
+
+def test_sample_weights_are_refused_for_streamed_data(tmp_path):
+    data, _ = _data(tmp_path, sample_weight=np.ones(96))
+    with pytest.raises(DataError) as caught:
+        _train(_spec(tmp_path), tmp_path / "run", data=data, stream=True)
+    assert not (tmp_path / "run").exists()
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.message, diagnostic.hint) == (
+        "sample weights are used only with the data in memory, and this run reads its data batch by batch",
+        "train with --no-stream, or leave the sample_weight arrays out of the data")
 
 
 @pytest.mark.parametrize("extra, message", [
