@@ -49,6 +49,7 @@ SLOW = {
     "README.md#inspecting-layer-calls-1",  # two inspections (about 20 s)
     "docs/distributed.md#trying-it-on-one-machine-1",  # two processes joining over loopback
     "README.md#searching-hyperparameters-2",  # kspec tune: two trials of one epoch (about 45 s)
+    "README.md#from-a-csv-or-parquet-table-or-a-folder-of-images-1",  # trains breast_cancer for 30 epochs (about 40 s)
 }
 
 SHELL_TAGS = {"sh", "bash", "shell"}
