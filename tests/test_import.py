@@ -460,6 +460,27 @@ def test_arithmetic_becomes_the_layers_that_compute_it(tmp_path):
                                keras.ops.convert_to_numpy(original(inputs)), rtol=1e-6, atol=1e-6)
 
 
+def test_inception_resnet_scale_layer_becomes_add_and_rescaling(tmp_path):
+    """InceptionResNetV2's CustomScaleLayer (a + b * scale) is not a keras.layers class; Add and Rescaling are."""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    x = keras.Input((4,), name="x")
+    branch = layers.Dense(4, name="branch")(x)
+    original = keras.Model(x, CustomScaleLayer(0.17, name="block1")([x, branch]), name="scaled")
+
+    rx = keras.Input((4,), name="x")
+    rbranch = layers.Dense(4, name="branch")(rx)
+    scaled = layers.Add(name="block1")([rx, layers.Rescaling(0.17, name="block1_scale")(rbranch)])
+    reference = keras.Model(rx, scaled, name="scaled")
+
+    rebuilt = rebuild(from_model(original), tmp_path)
+    assert_same_structure(reference, rebuilt)
+    rebuilt.get_layer("branch").set_weights(original.get_layer("branch").get_weights())
+    inputs = random_inputs(original)[0]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rebuilt(inputs)),
+                               keras.ops.convert_to_numpy(original(inputs)), rtol=1e-6, atol=1e-6)
+
+
 def test_lambda_layers_are_refused():
     x = keras.Input((3,), name="x")
     model = keras.Model(x, layers.Lambda(lambda t: t * 2, name="double")(x), name="with_lambda")
