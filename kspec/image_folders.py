@@ -106,8 +106,8 @@ def _decode(file: Path, height: int, width: int, channels: int) -> np.ndarray:
                            f"{MAX_PIXELS:,}", "resize it, or remove it")
             image.load()
             picture = image.convert(MODES[channels]).resize((width, height), Image.Resampling.BILINEAR)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise fail(DataError, str(file), f"cannot read the image (corrupt, or not an image): {exc}",
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow's message repeats the path
+        raise fail(DataError, str(file), "cannot read the image: it is corrupt, cut short, or not an image",
                    "replace or remove the file") from None
     return np.asarray(picture, dtype="float32").reshape(height, width, channels)
 

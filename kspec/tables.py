@@ -240,6 +240,8 @@ def read_table(path: Path, spec: ModelDef, kinds: dict[str, str], output_shapes:
         meta = _parquet_file(path).metadata
         missing = _null_counts(meta, wanted)
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if meta.num_rows == 0:
+            raise _no_rows(where)
         if stream or (stream is None and size > stream_bytes):
             return {plan.name: _column(path, plan, meta, missing) for plan in found}
         if size > memory_bytes() // 2:
@@ -260,7 +262,13 @@ def read_table(path: Path, spec: ModelDef, kinds: dict[str, str], output_shapes:
             table = pa.csv.read_csv(path, convert_options=pa.csv.ConvertOptions(include_columns=wanted))
         except (pa.ArrowInvalid, OSError) as exc:
             raise _csv_error(where, exc) from None
+    if table.num_rows == 0:
+        raise _no_rows(where)
     return {plan.name: to_array(table, plan, where, 0, missing) for plan in found}
+
+
+def _no_rows(where: str) -> DataError:
+    return fail(DataError, where, "the table has no rows, only column names", "add a row per sample")
 
 
 def _null_counts(meta: Any, columns: list[str]) -> dict[str, int]:
@@ -288,10 +296,12 @@ def _column(path: Path, plan: Plan, meta: Any, missing: dict[str, int]) -> Table
 
 
 def _numpy_type(kind: Any) -> np.dtype:
+    """The NumPy dtype a numeric column reads as; float64 for text, which is refused, with its row, when read."""
     try:
-        return np.dtype(kind.to_pandas_dtype())
+        dtype = np.dtype(kind.to_pandas_dtype())
     except (NotImplementedError, TypeError):
-        return np.dtype("float64")  # text in a numeric column: refused, with its row, when read
+        return np.dtype("float64")
+    return dtype if dtype.kind in "iufb" else np.dtype("float64")
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -244,6 +244,101 @@ CASES = {
 }
 
 
+TABLE = "table"  # a spec fed by table columns: two through 'columns:', a string column, a class label
+TABLE_SPEC = """\
+name: table
+inputs:
+  x: {shape: [2], columns: [a, b]}
+  word: {shape: [1], dtype: string}
+edges:
+  ids: {StringLookup: {vocabulary: [cat, dog], output_mode: one_hot}, in: word}
+  both: {Concatenate: {}, in: [x, ids]}
+  y: {Dense: {units: 3, activation: softmax}}
+outputs: [y]
+loss: sparse_categorical_crossentropy
+optimizer: sgd
+"""
+TABLE_ROWS = "a,b,word,y\n1,2,cat,0\n3,4,dog,1\n5,6,cat,2\n"
+
+
+def _csv(text: str):
+    return _bytes(text.encode())
+
+
+def _parquet(**columns):
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(columns), path)
+    return write
+
+
+def _png(path: Path, size: int = 8) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.arange(size * size, dtype=np.uint8).reshape(size, size)).save(path)
+
+
+def _image_folder(**classes):
+    """A folder of class folders: each class name -> its image files ('bad' ones hold garbage)."""
+    def write(path: Path) -> None:
+        path.mkdir()
+        for name, files in classes.items():
+            (path / name).mkdir()
+            for file in files:
+                if file.startswith("bad"):
+                    (path / name / file).write_bytes(b"not a picture")
+                else:
+                    _png(path / name / file)
+    return write
+
+
+# name -> (spec, file name, writer, commands that read it, what the first line of stderr says after the path)
+FILE_CASES = {
+    "table_missing_column": (TABLE, "data.csv", _csv("a,word,y\n1,cat,0\n"), ALL,
+                             ": error: no column 'b' for input 'x'"),
+    "table_missing_label": (TABLE, "data.csv", _csv("a,b,word\n1,2,cat\n"), TARGETS,
+                            ": error: no column 'y' for output 'y'"),
+    "table_text_in_numbers": (TABLE, "data.csv", _csv(TABLE_ROWS + "7,oops,dog,0\n"), ALL,
+                              ": error: column 'b' holds text where input 'x' expects numbers: row 3 is 'oops'"),
+    "table_missing_values": (TABLE, "data.csv", _csv("a,b,word,y\n1,2,cat,0\n,4,dog,1\n,6,cat,2\n"), ALL,
+                             ": error: column 'a' has 2 missing values (first in row 1)"),
+    "table_missing_label_value": (TABLE, "data.csv", _csv("a,b,word,y\n1,2,cat,\n3,4,dog,1\n"), TARGETS,
+                                  ": error: column 'y' has 1 missing value (first in row 0)"),
+    "table_class_out_of_range": (TABLE, "data.csv", _csv(TABLE_ROWS + "7,8,dog,5\n"), TARGETS,
+                                 ": error: array 'y' holds class ids from 0 to 5; output 'y' has 3 classes"),
+    "table_empty_csv": (TABLE, "data.csv", _csv(""), ALL, ": error: the CSV file is empty"),
+    "table_header_only": (TABLE, "data.csv", _csv("a,b,word,y\n"), ALL,
+                          ": error: the table has no rows, only column names"),
+    "table_not_parquet": (TABLE, "data.parquet", _csv(TABLE_ROWS), ALL,
+                          ": error: not a Parquet file, or a corrupt or truncated one (Parquet magic bytes not found "
+                          "in footer. Either the file is corrupted or this is not a parquet file.)"),
+    "parquet_text_in_numbers": (TABLE, "data.parquet", _parquet(a=[1.0, 2.0], b=["3", "x"], word=["cat", "dog"],
+                                                                y=[0, 1]), ALL,
+                                ": error: column 'b' holds text where input 'x' expects numbers: row 1 is 'x'"),
+    "images_one_class": (DIGITS, "images", _image_folder(cat=["1.png"]), TARGETS,
+                         ": error: the image folder holds one class ('cat'); a classifier needs two or more"),
+    "images_empty_class": (DIGITS, "images", _image_folder(cat=["1.png"], dog=[]), ALL,
+                           "/dog: error: the class folder holds no images"),
+    "images_corrupt": (DIGITS, "images", _image_folder(cat=["1.png"], dog=["bad.png"]), ALL,
+                       "/dog/bad.png: error: cannot read the image: it is corrupt, cut short, or not an image"),
+    "images_wrong_class_count": (DIGITS, "images", _image_folder(cat=["1.png"], dog=["2.png"]), TARGETS,
+                                 ": error: the image folder holds 2 classes, and output 'digit' has 10 units"),
+    "images_for_a_table_spec": (TABLE, "images", _image_folder(cat=["1.png"], dog=["2.png"]), ALL,
+                                ": error: an image folder feeds a spec with one image input of shape [height, "
+                                "width, channels] (channels 1, 3 or 4)"),
+}
+
+
+@pytest.fixture(scope="module")
+def table_spec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("specs") / "table.yaml"
+    path.write_text(TABLE_SPEC)
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def typed_spec(tmp_path_factory):
     path = tmp_path_factory.mktemp("specs") / "typed.yaml"
@@ -252,9 +347,9 @@ def typed_spec(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory, typed_spec):
+def weights(tmp_path_factory, typed_spec, table_spec):
     folder = tmp_path_factory.mktemp("weights")
-    for spec in (DIGITS, MULTI_IO, typed_spec):
+    for spec in (DIGITS, MULTI_IO, typed_spec, table_spec):
         result = CliRunner().invoke(main, ["build", spec, "-o", str(folder / f"{Path(spec).stem}.keras")])
         assert result.exit_code == 0, result.output
     return folder
@@ -268,7 +363,17 @@ def test_the_corpus_is_large_enough():
 def test_every_command_refuses_bad_data(name, tmp_path, weights, typed_spec):
     spec, write, commands, message = CASES[name]
     spec = typed_spec if spec == TYPED else spec
-    data = tmp_path / "data.npz"
+    _refused(spec, tmp_path / "data.npz", write, commands, ": " + message, tmp_path, weights)
+
+
+@pytest.mark.parametrize("name", sorted(FILE_CASES))
+def test_every_command_refuses_bad_tables_and_image_folders(name, tmp_path, weights, table_spec):
+    spec, file_name, write, commands, message = FILE_CASES[name]
+    _refused(table_spec if spec == TABLE else spec, tmp_path / file_name, write, commands, message, tmp_path, weights)
+
+
+def _refused(spec, data, write, commands, message, tmp_path, weights):
+    """Each command exits 1 with `message` after the data's path as stderr's first line, writing nothing."""
     write(data)
     out = tmp_path / "out"
     out.mkdir()
@@ -282,7 +387,7 @@ def test_every_command_refuses_bad_data(name, tmp_path, weights, typed_spec):
     for command in commands:
         result = CliRunner().invoke(main, invocations[command])
         assert result.exit_code == 1, (command, result.output)
-        assert result.stderr.splitlines()[0] == f"{data}: {message}", command
+        assert result.stderr.splitlines()[0] == f"{data}{message}", command
         assert "Traceback" not in result.output
         assert list(out.iterdir()) == [], command
 
