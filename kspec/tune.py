@@ -147,7 +147,9 @@ def load_study(optuna: Any, folder: Path, storage: str | None) -> tuple[Any, Any
 
 def create_study(optuna: Any, store: Any, name: str, search: Any, options: TuneOptions, base: dict[str, Any]) -> Any:
     """Create the study, or load it to continue; refuse one that optimises the other way."""
-    seed = None if options.worker_index is None and options.workers > 1 else options.seed + (options.worker_index or 0)
+    # A study of this host's processes draws reproducibly (each worker its own seed); one shared through
+    # --storage, maybe with other hosts that have the same --seed, draws at random so that none repeats another.
+    seed = options.seed + (options.worker_index or 0) if options.storage is None else None
     study = optuna.create_study(
         storage=store, study_name=name, direction=search.direction, load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -168,8 +170,9 @@ def create_study(optuna: Any, store: Any, name: str, search: Any, options: TuneO
 
 def fail_dead_trials(optuna: Any, study: Any, store: Any) -> list[int]:
     """Mark failed the running trials of this host whose process is gone; their numbers."""
-    if hasattr(store, "fail_stale_trials") or isinstance(store, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)  # the heartbeat's verdict, for trials of every host
+    with warnings.catch_warnings():  # experimental in Optuna's eyes, like the heartbeat itself
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # an RDB heartbeat's verdict, for trials of every host
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
@@ -362,10 +365,10 @@ def prepare(spec: Path, overrides: Sequence[str], options: TuneOptions) -> tuple
 
 # ------------------------------------------------------------------ workers
 def worker_command(spec: Path, overrides: Sequence[str], options: TuneOptions, backend: str | None,
-                   index: int, trials: int | None, storage: str) -> list[str]:
+                   index: int, trials: int | None) -> list[str]:
     """The command line of one local worker: this command, for its share of the trials, on the same storage."""
-    command = [sys.executable, "-m", "kspec", "tune", str(spec), "--storage", storage,
-               "--out", str(options.out), "--study", str(options.study), "--seed", str(options.seed),
+    command = [sys.executable, "-m", "kspec", "tune", str(spec), "--out", str(options.out),
+               "--study", str(options.study), "--seed", str(options.seed),
                "--prune-after", str(options.prune_after), "--worker-index", str(index),
                "--max-params", str(options.max_params)]
     command += ["--data", str(options.data)] if options.data is not None else ["--synthetic", str(options.synthetic_n)]
@@ -373,6 +376,8 @@ def worker_command(spec: Path, overrides: Sequence[str], options: TuneOptions, b
         command += ["--trials", str(trials)]
     if options.timeout is not None:
         command += ["--timeout", str(options.timeout)]
+    if options.storage is not None:  # else the study folder's journal, as here
+        command += ["--storage", options.storage]
     if backend is not None:
         command += ["--backend", backend]
     for item in overrides:
@@ -392,11 +397,10 @@ def run_workers(spec: Path, overrides: tuple[str, ...], options: TuneOptions, ba
     """Start K local workers on one storage, wait for them, and mark failed what a dead one left running."""
     optuna = import_optuna()
     options = replace(options, out=folder, study=name)
-    storage = options.storage or str(folder / JOURNAL)
     record_study(folder, name, options.storage)
-    store = open_storage(optuna, storage, folder)
+    store = open_storage(optuna, options.storage, folder)
     study = create_study(optuna, store, name, search, options, _study_attrs(spec, overrides, search))
-    commands = [worker_command(spec, overrides, options, backend, index, trials, storage)
+    commands = [worker_command(spec, overrides, options, backend, index, trials)
                 for index, trials in enumerate(shares(options.trials, options.workers))]
     # Own sessions: a terminal's Ctrl-C reaches this process alone, which passes it on once to each.
     children = [subprocess.Popen(command, start_new_session=True) for command in commands]

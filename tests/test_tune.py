@@ -140,7 +140,8 @@ def test_a_search_beats_the_spec_and_best_yaml_rebuilds_the_best_model(tmp_path)
 
     result = report(study, folder)
     assert result.best_model == folder / "trials" / f"trial-{best.number:04d}" / "model.keras"
-    assert result.table.splitlines()[0] == "| trial | optimizer.Adam.learning_rate | val_loss | state | epochs | seconds |"
+    assert result.table.splitlines()[0] == ("| trial | optimizer.Adam.learning_rate | val_loss | state | epochs "
+                                            "| seconds |")
     assert f"| {best.number} | " in result.table and "complete (best)" in result.table
     assert {p.name for p in result.pictures} == {"trials.png"}  # importances need two searched values
     text = result.best_yaml.read_text()
@@ -222,7 +223,9 @@ def test_two_workers_on_one_journal_run_every_trial_once(tmp_path):
 def _wait_for_running_trial(folder: Path, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
-        if (folder / "study.journal").is_file() and "RUNNING" in _states(_journal(folder)):
+        # A trial is RUNNING from Optuna's ask; it names its process a moment later, in the objective.
+        if (folder / "study.journal").is_file() and any(t.state.name == "RUNNING" and "pid" in t.user_attrs
+                                                        for t in _journal(folder).trials):
             return
         time.sleep(0.5)
     raise AssertionError("the worker never started a trial")
@@ -246,6 +249,26 @@ def test_a_killed_worker_leaves_a_study_that_goes_on(tmp_path):
     assert f"trial {killed} was left running by a worker that ended; marked failed" in lines
     assert _states(study)[killed:] == ["FAIL", "COMPLETE"]
     assert study.trials[killed].user_attrs["failure"] == "its worker process ended during the trial"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_leaves_no_trial_running(tmp_path):
+    spec = _spec(tmp_path, epochs=200)  # long trials: the signal comes in the middle of one
+    folder = tmp_path / "study"
+    command = subprocess.Popen(_kspec("tune", str(spec), "--synthetic", "64", "--trials", "4", "--workers", "2",
+                                      "--out", str(folder)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        _wait_for_running_trial(folder, command)
+        command.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal: to the command, which tells its workers
+        out, err = command.communicate(timeout=TIMEOUT)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    assert command.returncode == 130, err
+    assert "tuning interrupted; every worker stopped after its current batch" in err
+    states = _states(_journal(folder))
+    assert "RUNNING" not in states and "FAIL" in states, states
 
 
 # ---------------------------------------------------------------- PostgreSQL

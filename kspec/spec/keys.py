@@ -100,7 +100,8 @@ VALUE_TYPES: dict[str, dict[str, Any]] = {
                                                "log": {"type": "boolean"}, "step": {"type": "number",
                                                                                     "exclusiveMinimum": 0}},
          "additionalProperties": False},
-        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1}},
+        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1, "items": {
+            "type": ["string", "number", "boolean", "null"]}}},
          "additionalProperties": False},
     ]},
 }

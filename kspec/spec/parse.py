@@ -112,7 +112,8 @@ class Parser:
 
             from .search import parse_search  # kspec tune's keys: other commands carry them unused
 
-            model = replace(model, search=parse_search(self, tree, model))
+            search, problems = parse_search(self, tree, model)
+            model = replace(model, search=search, problems=model.problems + problems)
         return model
 
     def parse_model(self, tree: YMap, name: str, file: str, top: bool) -> ModelDef:

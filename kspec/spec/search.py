@@ -72,102 +72,116 @@ def assignment(path: str, value: Any) -> str:
     return f"{path}={text.removesuffix('...').strip()}"
 
 
-def parse_search(parser: Parser, tree: YMap, model: ModelDef) -> SearchDef | None:
-    """The spec's search and objective, after checking each; None when it has neither."""
+class _Findings:
+    """Where a finding goes: one of structure to the parser (the JSON Schema finds it too), one of meaning
+    (a range, a path, what the model reports) to the problems reported with the semantic checks."""
+
+    def __init__(self, parser: Parser):
+        self.parser = parser
+        self.problems: list[Diagnostic] = []
+
+    def error(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.parser.error(loc, message, hint)
+
+    def meaning(self, loc: Location, message: str, hint: str | None = None) -> None:
+        self.problems.append(Diagnostic(loc, message, hint))
+
+
+def parse_search(parser: Parser, tree: YMap, model: ModelDef) -> tuple[SearchDef, tuple[Diagnostic, ...]]:
+    """The spec's search and objective, and the problems of their meaning (structure goes to `parser`)."""
     node, objective = tree.get("search"), tree.get("objective")
-    if node is None and objective is None:
-        return None
+    found = _Findings(parser)
     params: list[Param] = []
     if node is None:
-        parser.diagnostics.append(Diagnostic(
+        found.problems.append(Diagnostic(
             tree.key_loc("objective"), "'objective' without 'search': kspec tune has nothing to search",
             "add e.g. 'search: {optimizer.Adam.learning_rate: {float: [0.0001, 0.01], log: true}}'", "warning"))
     elif parser.expect_map(node, "'search'", "map each --set path to a distribution, " + _EXAMPLE) is not None:
         assert isinstance(node, YMap)
         for path, key_node, value in node.items():
-            param = _parse_param(parser, str(path), key_node.loc, value)
+            param = _parse_param(found, str(path), key_node.loc, value)
             if param is not None:
                 params.append(param)
-    metric, direction = _parse_objective(parser, objective, model, tree.key_loc("search" if node else "objective"))
+    metric, direction = _parse_objective(found, objective, model, tree.key_loc("search" if node else "objective"))
     search = SearchDef(tuple(params), metric, direction, tree.key_loc("search") if node is not None else None)
-    _check_values(parser, tree, search)
-    return search
+    _check_values(found, tree, search)
+    return search, tuple(found.problems)
 
 
-def _parse_param(parser: Parser, path: str, loc: Location, node: YNode) -> Param | None:
+def _parse_param(found: _Findings, path: str, loc: Location, node: YNode) -> Param | None:
     if not isinstance(node, YMap):
-        parser.error(node.loc, f"the distribution of '{path}' must be a mapping, got {type_name(node)}", _EXAMPLE)
+        found.error(node.loc, f"the distribution of '{path}' must be a mapping, got {type_name(node)}", _EXAMPLE)
         return None
     kinds = [kind for kind in KINDS if kind in node.entries]
     if len(kinds) != 1:
-        parser.error(node.loc, f"the distribution of '{path}' needs exactly one of int, float, choice"
+        found.error(node.loc, f"the distribution of '{path}' needs exactly one of int, float, choice"
                      + (f", not {' and '.join(kinds)}" if kinds else ""), _EXAMPLE)
         return None
     kind = kinds[0]
     allowed = ("choice",) if kind == "choice" else (kind, "log", "step")
-    parser.unknown_keys(node, allowed, f"a {kind} distribution")
+    found.parser.unknown_keys(node, allowed, f"a {kind} distribution")
     value = node.get(kind)
     assert value is not None
     if kind == "choice":
-        return _parse_choice(parser, path, loc, value)
-    low_high = _range(parser, path, kind, value)
+        return _parse_choice(found, path, loc, value)
+    low_high = _range(found, path, kind, value)
     if low_high is None:
         return None
     low, high = low_high
-    log = _flag(parser, node.get("log"), "log")
+    log = _flag(found, node.get("log"), "log")
     step = node.get("step")
     step_value = None
     if step is not None:
         number = step.value if isinstance(step, YScalar) else None
         if isinstance(number, bool) or not isinstance(number, int if kind == "int" else (int, float)) or number <= 0:
-            parser.error(step.loc, f"'step' of '{path}' must be a positive {'integer' if kind == 'int' else 'number'}, "
+            found.error(step.loc, f"'step' of '{path}' must be a positive {'integer' if kind == 'int' else 'number'}, "
                          f"got {type_name(step)}")
             return None
         if log:
-            parser.error(step.loc, f"'{path}' has both 'step' and 'log: true'", "a log range has no step; drop one")
+            found.meaning(step.loc, f"'{path}' has both 'step' and 'log: true'", "a log range has no step; drop one")
             return None
         step_value = number
     if log and low <= 0:
-        parser.error(value.loc, f"the log range [{_text(low)}, {_text(high)}] of '{path}' reaches zero or below",
+        found.meaning(value.loc, f"the log range [{_text(low)}, {_text(high)}] of '{path}' reaches zero or below",
                      "a log range must be above zero: raise its low end (e.g. 1e-5), or drop 'log: true'")
         return None
     return Param(path, kind, loc, low, high, log, step_value)
 
 
-def _range(parser: Parser, path: str, kind: str, node: YNode) -> tuple[float, float] | None:
+def _range(found: _Findings, path: str, kind: str, node: YNode) -> tuple[float, float] | None:
     numbers = (int,) if kind == "int" else (int, float)
     items = node.items if isinstance(node, YSeq) else []
     values = [item.value for item in items if isinstance(item, YScalar)]
     if (len(items) != 2 or len(values) != 2
             or any(isinstance(v, bool) or not isinstance(v, numbers) or not math.isfinite(v) for v in values)):
         what = "integers" if kind == "int" else "numbers"
-        parser.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {type_name(node)}",
+        found.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {type_name(node)}",
                      _EXAMPLE)
         return None
     low, high = values
     if low > high:
-        parser.error(node.loc, f"the range [{_text(low)}, {_text(high)}] of '{path}' is empty: its low end is above "
+        found.meaning(node.loc, f"the range [{_text(low)}, {_text(high)}] of '{path}' is empty: its low end is above "
                      "its high end", f"write it low end first: [{_text(high)}, {_text(low)}]")
         return None
     return low, high
 
 
-def _parse_choice(parser: Parser, path: str, loc: Location, node: YNode) -> Param | None:
+def _parse_choice(found: _Findings, path: str, loc: Location, node: YNode) -> Param | None:
     if not isinstance(node, YSeq) or not node.items:
-        parser.error(node.loc, f"'choice' of '{path}' must be a list of values, got {type_name(node)}",
+        found.error(node.loc, f"'choice' of '{path}' must be a list of values, got {type_name(node)}",
                      "e.g. 'choice: [relu, gelu]'")
         return None
     kinds: dict[str, YNode] = {}
     for item in node.items:
         if not isinstance(item, YScalar):
-            parser.error(item.loc, f"a choice of '{path}' must be a single value, got {type_name(item)}",
+            found.error(item.loc, f"a choice of '{path}' must be a single value, got {type_name(item)}",
                          "a choice is a number, a string, true/false or null; to choose among lists, search "
                          "each of their items on its own path")
             return None
         kinds.setdefault(_kind(item.value), item)
     if len(kinds) > 1:
-        found = " and ".join(f"{kind} ({type_name(item)})" for kind, item in kinds.items())
-        parser.error(node.loc, f"the choices of '{path}' mix {found}",
+        mixed = " and ".join(f"{kind} ({type_name(item)})" for kind, item in kinds.items())
+        found.meaning(node.loc, f"the choices of '{path}' mix {mixed}",
                      "give choices of one type: all numbers, all strings, or all true/false")
         return None
     return Param(path, "choice", loc, choices=tuple(to_python(item) for item in node.items))
@@ -181,12 +195,12 @@ def _kind(value: Any) -> str:
     return "numbers" if isinstance(value, (int, float)) else "strings"
 
 
-def _flag(parser: Parser, node: YNode | None, name: str) -> bool:
+def _flag(found: _Findings, node: YNode | None, name: str) -> bool:
     if node is None:
         return False
     if isinstance(node, YScalar) and isinstance(node.value, bool):
         return node.value
-    parser.error(node.loc, f"'{name}' must be true or false, got {type_name(node)}")
+    found.error(node.loc, f"'{name}' must be true or false, got {type_name(node)}")
     return False
 
 
@@ -194,28 +208,28 @@ def _text(number: float) -> str:
     return f"{number:g}"
 
 
-def _parse_objective(parser: Parser, node: YNode | None, model: ModelDef, loc: Location) -> tuple[str, str]:
+def _parse_objective(found: _Findings, node: YNode | None, model: ModelDef, loc: Location) -> tuple[str, str]:
     metric, direction = DEFAULT_METRIC, "minimize"
     metric_loc = loc  # the default objective is the search's
-    if node is not None and parser.expect_map(node, "'objective'", "e.g. '{metric: val_loss, direction: minimize}'"):
+    if node is not None and found.parser.expect_map(node, "'objective'", "e.g. '{metric: val_loss, direction: "
+                                                                      "minimize}'"):
         assert isinstance(node, YMap)
-        parser.unknown_keys(node, ("metric", "direction"), "'objective'")
+        found.parser.unknown_keys(node, ("metric", "direction"), "'objective'")
         item = node.get("metric")
         if item is not None:
             metric_loc = item.loc
             if isinstance(item, YScalar) and isinstance(item.value, str) and item.value:
                 metric = item.value
             else:
-                parser.error(item.loc, f"'objective.metric' must be a metric's name, got {type_name(item)}",
+                found.error(item.loc, f"'objective.metric' must be a metric's name, got {type_name(item)}",
                              "e.g. val_loss or val_accuracy")
         item = node.get("direction")
         if item is not None:
             if isinstance(item, YScalar) and item.value in DIRECTIONS:
                 direction = item.value
             else:
-                parser.error(item.loc, f"'objective.direction' must be minimize or maximize, got {type_name(item)}")
-    for problem in _check_metric(metric, metric_loc, model):
-        parser.diagnostics.append(problem)
+                found.error(item.loc, f"'objective.direction' must be minimize or maximize, got {type_name(item)}")
+    found.problems.extend(_check_metric(metric, metric_loc, model))
     return metric, direction
 
 
@@ -228,18 +242,19 @@ def _check_metric(metric: str, loc: Location, model: ModelDef) -> Iterator[Diagn
     reported = reported_metrics(model)
     base = metric[4:] if metric.startswith("val_") else metric
     if base not in reported:
-        yield Diagnostic(loc, f"the objective '{metric}' is not a value this model reports{did_you_mean(base, reported)}",
+        yield Diagnostic(loc, f"the objective '{metric}' is not a value this model reports"
+                         f"{did_you_mean(base, reported)}",
                          f"it reports {', '.join(sorted(reported))} (and val_NAME of each with validation data)")
     elif metric.startswith("val_") and not model.training.validation_split:
         yield Diagnostic(loc, f"the objective '{metric}' needs validation data, and the spec holds out none",
                          "add 'validation_split: 0.2' under 'training:', or optimise a training value such as 'loss'")
 
 
-def _check_values(parser: Parser, tree: YMap, search: SearchDef) -> None:
+def _check_values(found: _Findings, tree: YMap, search: SearchDef) -> None:
     """Each path exists, and the spec is valid with each end of a range and each choice written in."""
     from .overrides import apply_override
 
-    base = {(d.message, str(d.location)) for d in _errors(parser, tree)}
+    base = {(d.message, str(d.location)) for d in _errors(found.parser, tree)}
     checks = 0
     for param in search.params:
         for value in param.ends():
@@ -251,11 +266,11 @@ def _check_values(parser: Parser, tree: YMap, search: SearchDef) -> None:
                 apply_override(variant, assignment(param.path, value))
             except SpecError as exc:
                 first = exc.diagnostics[0]
-                parser.error(param.loc, f"search path '{param.path}': {first.message}", first.hint)
+                found.meaning(param.loc, f"search path '{param.path}': {first.message}", first.hint)
                 break
-            new = [d for d in _errors(parser, variant) if (d.message, str(d.location)) not in base]
+            new = [d for d in _errors(found.parser, variant) if (d.message, str(d.location)) not in base]
             if new:
-                parser.error(param.loc, f"with {assignment(param.path, value)} the spec is invalid: {new[0].message}",
+                found.meaning(param.loc, f"with {assignment(param.path, value)} the spec is invalid: {new[0].message}",
                              new[0].hint)
                 break
 
