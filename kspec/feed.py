@@ -65,9 +65,10 @@ def batch_stream(keras: Any, spec: ModelDef, dataset: Dataset, batch_size: int, 
             except DataError as exc:
                 self.failure = exc
                 raise
-            x = batch.x(spec)
-            # A tuple: with a string input, Keras cannot type a list that mixes a TensorFlow tensor and arrays.
-            return (tuple(x) if isinstance(x, list) else x), batch.y(spec)
+            x, y = batch.x(spec), batch.y(spec)
+            # Tuples: with a string input, Keras cannot type a list that mixes a TensorFlow tensor and arrays,
+            # and tf.data cannot type a list of several outputs' labels.
+            return (tuple(x) if isinstance(x, list) else x), (tuple(y) if isinstance(y, list) else y)
 
         def on_epoch_end(self) -> None:
             if shuffle:

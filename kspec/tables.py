@@ -259,7 +259,9 @@ def read_table(path: Path, spec: ModelDef, kinds: dict[str, str], output_shapes:
                        "write_table), and kspec streams it")
         missing = {}
         try:
-            table = pa.csv.read_csv(path, convert_options=pa.csv.ConvertOptions(include_columns=wanted))
+            # An empty cell is a missing value in a text column too, not an empty word.
+            options = pa.csv.ConvertOptions(include_columns=wanted, strings_can_be_null=True)
+            table = pa.csv.read_csv(path, convert_options=options)
         except (pa.ArrowInvalid, OSError) as exc:
             raise _csv_error(where, exc) from None
     if table.num_rows == 0:
