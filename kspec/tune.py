@@ -104,9 +104,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def shown_storage(storage: str | None) -> str | None:
-    """The storage as study.json records it: never a password."""
-    if storage is None or "://" not in storage:
-        return storage
+    """The storage as study.json records it: a journal file's absolute path (for --show from anywhere), a URL
+    without a password (a URL with one is not recorded: give it to --show again)."""
+    if storage is None:
+        return None
+    if "://" not in storage:
+        return str(Path(storage).absolute())
     from urllib.parse import urlsplit
 
     parts = urlsplit(storage)

@@ -78,7 +78,7 @@ def test_trials_are_shared_out_evenly_among_workers():
 def test_a_password_is_never_written_into_study_json():
     assert shown_storage("postgresql://kspec:secret@db/kspec") is None
     assert shown_storage("postgresql://kspec@db/kspec") == "postgresql://kspec@db/kspec"
-    assert shown_storage("shared/study.journal") == "shared/study.journal"
+    assert shown_storage("shared/study.journal") == str(Path.cwd() / "shared" / "study.journal")
 
 
 @pytest.mark.parametrize("args, message", [
