@@ -115,7 +115,7 @@ def _parse_param(found: _Findings, path: str, loc: Location, node: YNode) -> Par
     kinds = [kind for kind in KINDS if kind in node.entries]
     if len(kinds) != 1:
         found.error(node.loc, f"the distribution of '{path}' needs exactly one of int, float, choice"
-                     + (f", not {' and '.join(kinds)}" if kinds else ""), _EXAMPLE)
+                    + (f", not {' and '.join(kinds)}" if kinds else ""), _EXAMPLE)
         return None
     kind = kinds[0]
     allowed = ("choice",) if kind == "choice" else (kind, "log", "step")
@@ -135,7 +135,7 @@ def _parse_param(found: _Findings, path: str, loc: Location, node: YNode) -> Par
         number = step.value if isinstance(step, YScalar) else None
         if isinstance(number, bool) or not isinstance(number, int if kind == "int" else (int, float)) or number <= 0:
             found.error(step.loc, f"'step' of '{path}' must be a positive {'integer' if kind == 'int' else 'number'}, "
-                         f"got {type_name(step)}")
+                        f"got {type_name(step)}")
             return None
         if log:
             found.meaning(step.loc, f"'{path}' has both 'step' and 'log: true'", "a log range has no step; drop one")
@@ -143,7 +143,7 @@ def _parse_param(found: _Findings, path: str, loc: Location, node: YNode) -> Par
         step_value = number
     if log and low <= 0:
         found.meaning(value.loc, f"the log range [{_text(low)}, {_text(high)}] of '{path}' reaches zero or below",
-                     "a log range must be above zero: raise its low end (e.g. 1e-5), or drop 'log: true'")
+                      "a log range must be above zero: raise its low end (e.g. 1e-5), or drop 'log: true'")
         return None
     return Param(path, kind, loc, low, high, log, step_value)
 
@@ -156,12 +156,12 @@ def _range(found: _Findings, path: str, kind: str, node: YNode) -> tuple[float, 
             or any(isinstance(v, bool) or not isinstance(v, numbers) or not math.isfinite(v) for v in values)):
         what = "integers" if kind == "int" else "numbers"
         found.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {type_name(node)}",
-                     _EXAMPLE)
+                    _EXAMPLE)
         return None
     low, high = values
     if low > high:
         found.meaning(node.loc, f"the range [{_text(low)}, {_text(high)}] of '{path}' is empty: its low end is above "
-                     "its high end", f"write it low end first: [{_text(high)}, {_text(low)}]")
+                      "its high end", f"write it low end first: [{_text(high)}, {_text(low)}]")
         return None
     return low, high
 
@@ -169,20 +169,20 @@ def _range(found: _Findings, path: str, kind: str, node: YNode) -> tuple[float, 
 def _parse_choice(found: _Findings, path: str, loc: Location, node: YNode) -> Param | None:
     if not isinstance(node, YSeq) or not node.items:
         found.error(node.loc, f"'choice' of '{path}' must be a list of values, got {type_name(node)}",
-                     "e.g. 'choice: [relu, gelu]'")
+                    "e.g. 'choice: [relu, gelu]'")
         return None
     kinds: dict[str, YNode] = {}
     for item in node.items:
         if not isinstance(item, YScalar):
             found.error(item.loc, f"a choice of '{path}' must be a single value, got {type_name(item)}",
-                         "a choice is a number, a string, true/false or null; to choose among lists, search "
-                         "each of their items on its own path")
+                        "a choice is a number, a string, true/false or null; to choose among lists, search "
+                        "each of their items on its own path")
             return None
         kinds.setdefault(_kind(item.value), item)
     if len(kinds) > 1:
         mixed = " and ".join(f"{kind} ({type_name(item)})" for kind, item in kinds.items())
         found.meaning(node.loc, f"the choices of '{path}' mix {mixed}",
-                     "give choices of one type: all numbers, all strings, or all true/false")
+                      "give choices of one type: all numbers, all strings, or all true/false")
         return None
     return Param(path, "choice", loc, choices=tuple(to_python(item) for item in node.items))
 
@@ -222,7 +222,7 @@ def _parse_objective(found: _Findings, node: YNode | None, model: ModelDef, loc:
                 metric = item.value
             else:
                 found.error(item.loc, f"'objective.metric' must be a metric's name, got {type_name(item)}",
-                             "e.g. val_loss or val_accuracy")
+                            "e.g. val_loss or val_accuracy")
         item = node.get("direction")
         if item is not None:
             if isinstance(item, YScalar) and item.value in DIRECTIONS:
@@ -271,7 +271,7 @@ def _check_values(found: _Findings, tree: YMap, search: SearchDef) -> None:
             new = [d for d in _errors(found.parser, variant) if (d.message, str(d.location)) not in base]
             if new:
                 found.meaning(param.loc, f"with {assignment(param.path, value)} the spec is invalid: {new[0].message}",
-                             new[0].hint)
+                              new[0].hint)
                 break
 
 
