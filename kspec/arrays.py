@@ -148,7 +148,8 @@ def chunks(array: Any) -> Iterator[np.ndarray]:
         yield array
         return
     row_bytes = max(1, array.nbytes // max(len(array), 1))
-    step = max(1, CHUNK_BYTES // row_bytes)
+    # A table's column reads whole row groups (kspec.tables): a chunk of one group holds memory to one.
+    step = getattr(array, "chunk_rows", None) or max(1, CHUNK_BYTES // row_bytes)
     for start in range(0, len(array), step):
         yield array.rows(start, start + step)
 

@@ -98,7 +98,7 @@ def _csv_error(where: str, exc: Exception) -> DataError:
 def _parquet_file(path: Path) -> Any:
     pa = _pyarrow(str(path))
     try:
-        return pa.parquet.ParquetFile(path)
+        return pa.parquet.ParquetFile(path, pre_buffer=False)  # reads a column chunk at a time: less memory
     except (pa.ArrowException, OSError) as exc:
         raise fail(DataError, str(path), f"not a Parquet file, or a corrupt or truncated one ({exc})",
                    "write it again, e.g. with pyarrow.parquet.write_table or pandas.DataFrame.to_parquet") from None
@@ -327,6 +327,11 @@ class TableColumn(StoredArray):
     def nbytes(self) -> int:
         return self.size * max(self.stored_dtype.itemsize, 8)
 
+    @property
+    def chunk_rows(self) -> int:
+        """Rows a check reads at a time (kspec.arrays.chunks): a row group."""
+        return self.group_rows
+
     def window(self, start: int, stop: int) -> TableColumn:
         start, stop = max(0, min(start, len(self))), max(0, min(stop, len(self)))
         return replace(self, offset=self.offset + start, shape=(stop - start,) + self.shape[1:])
@@ -344,7 +349,7 @@ class TableColumn(StoredArray):
 class _RowGroups:
     """The last few row groups read, so that consecutive batches read each from the file once."""
 
-    KEEP = 2
+    KEEP = 4  # row groups of column sets: a batch may straddle two groups, and reads inputs and labels
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -381,7 +386,7 @@ class _RowGroups:
     def _group(self, path: Path, handle: Any, group: int, columns: tuple[str, ...]) -> Any:
         key = (group, columns)
         if key not in self.groups:
-            while len(self.groups) >= self.KEEP * 4:  # a few arrays' columns, a couple of groups each
+            while len(self.groups) >= self.KEEP:
                 self.groups.pop(next(iter(self.groups)))
             try:
                 self.groups[key] = handle.read_row_group(group, columns=list(columns))
