@@ -326,7 +326,7 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
                   option="--out", folder=True)
 
     from .signals import StopFlag
-    from .train import train as run_training
+    from .train import check_resume, train as run_training
 
     stop = StopFlag().install()  # from here on, Ctrl-C and SIGTERM stop at the next safe point
     from .build import import_keras
@@ -349,6 +349,12 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
             raise click.UsageError(str(exc)) from None
         model_def = _prepare(spec, overrides, backend)
     _check_data(model_def, options.data, options.val_data)
+    check_resume(spec_text(spec, overrides), options)  # a finished run is told without importing Keras
+    if options.resume is None:  # a val_ monitor with no validation data, told without importing Keras either
+        from .callbacks import check_monitors
+
+        split = options.validation_split if options.validation_split is not None else model_def.training.validation_split
+        check_monitors(model_def, bool(split) or options.val_data is not None)
     if cluster is not None:
         cluster.join()  # before Keras first touches a device
     import_keras(cpu_devices)
@@ -619,10 +625,12 @@ def graph(spec: Path, output: Path, expand: bool, overrides: tuple[str, ...], ma
           backend: str | None) -> None:
     """Draw a picture of a spec's model; shared layers show each call's node."""
     from .build import build as build_model
-    from .graph import to_dot, write_picture
+    from .graph import graphviz_for, to_dot, write_picture
 
     _check_output(output, ".dot, .svg or .png", {"the spec": spec})
-    built = build_model(_prepare(spec, overrides, backend), compile=False, max_params=max_params)
+    model_def = _prepare(spec, overrides, backend)
+    graphviz_for(output)  # a missing Graphviz is told before the build imports Keras
+    built = build_model(model_def, compile=False, max_params=max_params)
     write_picture(to_dot(built, expand=expand), output)
     click.echo(f"wrote {output}")
 

@@ -266,10 +266,22 @@ def write_picture(dot_text: str, path: Path) -> None:
     The file appears whole or not at all: it is written beside the target
     under a temporary name and renamed over it.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".dot":
+    dot = graphviz_for(path)
+    if dot is None:
         write_text(path, dot_text)
         return
+    with atomic_path(path) as temporary:
+        _run_dot(dot, _FORMATS[path.suffix.lower()], dot_text, temporary, path)
+
+
+def graphviz_for(path: Path) -> str | None:
+    """The `dot` program a picture file needs (None for .dot text); a RunError when it cannot be drawn.
+
+    Needs no model, so the command calls it before building one.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".dot":
+        return None
     if suffix not in _FORMATS:
         raise fail(RunError, str(path), f"cannot write a picture as '{path.suffix or path.name}'",
                    "name the file .dot (Graphviz text), .svg or .png (drawn by Graphviz)")
@@ -277,8 +289,7 @@ def write_picture(dot_text: str, path: Path) -> None:
     if dot is None:
         raise fail(RunError, str(path), f"cannot draw {suffix}: Graphviz's 'dot' program is not installed",
                    _INSTALL_HINT)
-    with atomic_path(path) as temporary:
-        _run_dot(dot, _FORMATS[suffix], dot_text, temporary, path)
+    return dot
 
 
 def _run_dot(dot: str, fmt: str, dot_text: str, output: Path, path: Path) -> None:

@@ -26,7 +26,7 @@ from .callbacks import best_weights, check_monitors, run_callbacks, spec_callbac
 from .checkpointing import DEFAULT_INTERVAL, Checkpointer
 from .data import Dataset
 from .distributed import fingerprint, shared_seed, use_data_parallel
-from .errors import Diagnostic, Interrupted, Location, RunError, fail
+from .errors import Diagnostic, Interrupted, KspecError, Location, RunError, fail
 from .feed import reading
 from .files import save_model
 from .run_errors import model_errors
