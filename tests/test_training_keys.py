@@ -149,6 +149,17 @@ def test_a_val_monitor_without_validation_data_is_refused_before_training(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_the_command_refuses_a_val_monitor_before_importing_tensorflow(tmp_path):
+    data, _ = _data(tmp_path)
+    spec = _spec(tmp_path, "  callbacks:\n    - EarlyStopping: {patience: 2}\n")
+    script = ("import sys\nfrom kspec.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit:\n"
+              "    print('tensorflow' in sys.modules, exit.code)\n")
+    done = subprocess.run([sys.executable, "-c", script, "train", str(spec), "--data", str(data), "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "1"], done.stderr
+    assert "EarlyStopping monitors 'val_loss' (its default), but this run has no validation data" in done.stderr
+
+
 def test_reduce_lr_on_plateau_lowers_the_rate_as_keras_does(tmp_path):
     data, arrays = _data(tmp_path)
     spec = _spec(tmp_path, "  epochs: 4\n  callbacks:\n"
