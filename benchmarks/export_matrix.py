@@ -65,6 +65,8 @@ def table(results: dict[str, dict[str, dict[str, object]]]) -> str:
             row = results[spec].get(fmt)
             if row is None:
                 cells.append("not measured")
+            elif row["passed"] is None:
+                cells.append("not measured: " + str(row["note"]))
             elif row["passed"]:
                 cells.append(f"yes ({row['largest_difference']:.1g})")
             else:
@@ -126,8 +128,15 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated spec names (default: every spec in specs/)")
     parser.add_argument("--formats", default="saved_model,onnx,litert")
     parser.add_argument("--write-docs", action="store_true", help="only regenerate docs/export.md's table")
+    parser.add_argument("--not-measured", metavar="SPEC:FORMAT=WHY", action="append", default=[],
+                        help="record an export that could not be measured here, and why")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for entry in args.not_measured:
+        where, why = entry.split("=", 1)
+        spec, fmt = where.split(":")
+        results.setdefault(spec, {})[fmt] = {"passed": None, "note": why}
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     if not args.write_docs:
         from kspec.backend import import_keras, select_backend
 

@@ -200,19 +200,29 @@ def write_saved_model(spec: ModelDef, model: Any, path: Path) -> None:
 
 
 def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
-    """Keras's own ONNX export (tf2onnx), with the outputs renamed after the spec's and a named batch axis."""
+    """The model's forward pass converted by tf2onnx, as Keras's `model.export(format="onnx")` does.
+
+    Keras's export is followed but not called: tf2onnx turns the constants the
+    function captures (e.g. an adapted Normalization's mean and variance) into
+    extra graph inputs, which kspec puts back as the constants they are. The
+    outputs are renamed after the spec's, and the dynamic axes named.
+    """
     import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx  # what Keras's own ONNX export runs first
 
-    from .backend import import_keras
-
-    keras = import_keras()
-    specs = [keras.InputSpec(shape=(None, *inp.shape), dtype=inp.dtype or "float32", name=inp.name)
-             for inp in spec.inputs]
+    serve = _serving_function(spec, model)
+    names = spec.output_names
+    function = tf.function(lambda *tensors: [serve(*tensors)[name] for name in names],
+                           input_signature=_tensor_specs(spec))
+    concrete = function.get_concrete_function()  # the one tf2onnx converts (tf.function caches it)
     with warnings.catch_warnings(), _quiet("tf2onnx"):  # kspec reports what it could not convert, once
-        warnings.simplefilter("ignore", FutureWarning)  # Keras's patch of tf2onnx for NumPy 2 looks up np.object
-        model.export(str(path), format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
-    graph = onnx.load(str(path))
-    renamed = dict(zip([out.name for out in graph.graph.output], spec.output_names))
+        warnings.simplefilter("ignore", FutureWarning)  # Keras's patch for NumPy 2 looks up np.object
+        patch_tf2onnx()
+        graph, _ = tf2onnx.convert.from_function(function, input_signature=_tensor_specs(spec))
+    _restore_captured_constants(graph, concrete)
+    renamed = dict(zip([out.name for out in graph.graph.output], names))
     for node in graph.graph.node:
         node.output[:] = [renamed.get(name, name) for name in node.output]
         node.input[:] = [renamed.get(name, name) for name in node.input]
@@ -225,6 +235,20 @@ def write_onnx(spec: ModelDef, model: Any, path: Path) -> None:
     if foreign:  # tf2onnx copies a TensorFlow operation it cannot convert as is, which no ONNX runtime runs
         raise Unconverted(sorted({node.op_type for node in foreign}), " ".join(node.name for node in foreign))
     onnx.save(graph, str(path))
+
+
+def _restore_captured_constants(graph: Any, concrete: Any) -> None:
+    """Turn the graph inputs that are the function's captured constants back into stored constants."""
+    from onnx import numpy_helper
+
+    captured = {placeholder.name: value for placeholder, value in
+                zip(concrete.graph.internal_captures, concrete.captured_inputs) if value.dtype.name != "resource"}
+    extra = [value for value in graph.graph.input if value.name in captured]
+    for value in extra:
+        array = np.asarray(captured[value.name].numpy())
+        array = array.astype(object) if array.dtype.kind in "SU" else array  # how ONNX takes strings
+        graph.graph.initializer.append(numpy_helper.from_array(array, value.name))
+        graph.graph.input.remove(value)
 
 
 @contextmanager

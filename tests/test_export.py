@@ -98,6 +98,26 @@ def test_onnx_and_litert_signatures_have_the_spec_names(tiny, tmp_path):
     np.testing.assert_allclose(cls, expected[1], atol=1e-5)
 
 
+def test_an_adapted_normalization_exports_to_onnx(write_spec, tmp_path):
+    """Its mean and variance are constants the function captures, which tf2onnx alone leaves as graph inputs."""
+    import onnxruntime
+
+    from kspec.adapt import adapt_synthetic
+    from kspec.build import build
+    from kspec.files import save_model
+    from kspec.spec import read_spec
+
+    spec_path = write_spec("name: scaled\ninputs:\n  x: {shape: [3]}\nedges:\n"
+                           "  scale: {Normalization: {axis: -1}, adapt: true}\n  out: {Dense: {units: 2}}\n"
+                           "outputs: [out]\n")
+    spec, _ = read_spec(spec_path, ())
+    save_model(adapt_synthetic(build(spec), 32, None).model, tmp_path / "m.keras")
+    result = _export(spec_path, tmp_path / "m.keras", "onnx", tmp_path / "m.onnx")
+    assert result.exit_code == 0, result.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x"]
+
+
 def test_a_wrong_export_fails_the_check_and_is_not_left(tiny, tmp_path, monkeypatch):
     """The check can fail: an export whose outputs differ from Keras's is refused, exit 1, and removed."""
     real = exporting.run_export
@@ -182,6 +202,9 @@ LITERT = ["digits_cnn", "mlp"]  # the image and the tabular spec
 # Keras's string lookups become TensorFlow hash-table lookups, which tf2onnx 1.17 cannot convert (it needs a
 # table's shared name, which Keras 3 does not give): the export is refused at the layer, by name.
 ONNX_REFUSED = {"structured_data": "thal_id", "text_transformer": "tokens"}
+# tf2onnx held more than 12 GB converting vqa's 165 million parameters, on a 23 GB machine shared with other
+# work, and was stopped: not measured (benchmarks/export_matrix.json records why).
+NOT_MEASURED = {("onnx", "vqa")}
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +235,8 @@ def test_every_shipped_spec_exports_and_agrees_with_keras(fmt, name, shipped_wei
 
     from kspec.errors import SpecError
 
+    if (fmt, name) in NOT_MEASURED:
+        pytest.skip(f"{name} to {fmt} needs more memory than this machine has (docs/export.md)")
     spec, _ = read_spec(SPECS / f"{name}.yaml", ())
     output = tmp_path / (name + exporting.SUFFIXES[fmt])
     if fmt == "onnx" and name in ONNX_REFUSED:
@@ -238,5 +263,6 @@ def test_the_docs_table_is_generated_from_the_measured_results():
     assert matrix.rendered(results) in matrix.DOCS.read_text()
     for name in SHIPPED:  # what the slow test above requires, the measurements show
         assert results[name]["saved_model"]["passed"], name
-        assert results[name]["onnx"]["passed"] or f"layer '{ONNX_REFUSED[name]}'" in results[name]["onnx"]["error"]
+        onnx = results[name]["onnx"]
+        assert onnx["passed"] or ("onnx", name) in NOT_MEASURED or f"layer '{ONNX_REFUSED[name]}'" in onnx["error"]
     assert all(results[name]["litert"]["passed"] for name in LITERT)
