@@ -99,6 +99,10 @@ def parse_search(parser: Parser, tree: YMap, model: ModelDef) -> tuple[SearchDef
     elif parser.expect_map(node, "'search'", "map each --set path to a distribution, " + _EXAMPLE) is not None:
         assert isinstance(node, YMap)
         for path, key_node, value in node.items():
+            if not str(path).strip():
+                found.meaning(key_node.loc, "a search path is empty", "give the --set path of a value, e.g. "
+                              "optimizer.Adam.learning_rate")
+                continue
             param = _parse_param(found, str(path), key_node.loc, value)
             if param is not None:
                 params.append(param)
@@ -151,14 +155,15 @@ def _parse_param(found: _Findings, path: str, loc: Location, node: YNode) -> Par
 def _range(found: _Findings, path: str, kind: str, node: YNode) -> tuple[float, float] | None:
     numbers = (int,) if kind == "int" else (int, float)
     items = node.items if isinstance(node, YSeq) else []
-    values = [item.value for item in items if isinstance(item, YScalar)]
-    if (len(items) != 2 or len(values) != 2
-            or any(isinstance(v, bool) or not isinstance(v, numbers) or not math.isfinite(v) for v in values)):
+    wrong = [item for item in items if not (isinstance(item, YScalar) and not isinstance(item.value, bool)
+                                            and isinstance(item.value, numbers) and math.isfinite(item.value))]
+    if len(items) != 2 or wrong:
         what = "integers" if kind == "int" else "numbers"
-        found.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {type_name(node)}",
-                    _EXAMPLE)
+        got = (f"a list holding {type_name(wrong[0])}" if len(items) == 2
+               else f"a list of {len(items)}" if isinstance(node, YSeq) else type_name(node))
+        found.error(node.loc, f"'{kind}' of '{path}' must be a list of two {what} [LOW, HIGH], got {got}", _EXAMPLE)
         return None
-    low, high = values
+    low, high = (item.value for item in items if isinstance(item, YScalar))
     if low > high:
         found.meaning(node.loc, f"the range [{_text(low)}, {_text(high)}] of '{path}' is empty: its low end is above "
                       "its high end", f"write it low end first: [{_text(high)}, {_text(low)}]")
@@ -168,7 +173,8 @@ def _range(found: _Findings, path: str, kind: str, node: YNode) -> tuple[float, 
 
 def _parse_choice(found: _Findings, path: str, loc: Location, node: YNode) -> Param | None:
     if not isinstance(node, YSeq) or not node.items:
-        found.error(node.loc, f"'choice' of '{path}' must be a list of values, got {type_name(node)}",
+        got = "an empty list" if isinstance(node, YSeq) else type_name(node)
+        found.error(node.loc, f"'choice' of '{path}' must be a list of values, got {got}",
                     "e.g. 'choice: [relu, gelu]'")
         return None
     kinds: dict[str, YNode] = {}
@@ -266,7 +272,8 @@ def _check_values(found: _Findings, tree: YMap, search: SearchDef) -> None:
                 apply_override(variant, assignment(param.path, value))
             except SpecError as exc:
                 first = exc.diagnostics[0]
-                found.meaning(param.loc, f"search path '{param.path}': {first.message}", first.hint)
+                said = first.message.removeprefix(f"'{param.path}': ")  # said once, not twice
+                found.meaning(param.loc, f"search path '{param.path}': {said}", first.hint)
                 break
             new = [d for d in _errors(found.parser, variant) if (d.message, str(d.location)) not in base]
             if new:
