@@ -71,13 +71,16 @@ def split_start(rows: int, fraction: float, streamed: bool) -> int:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a data file, read a block at a time; of a folder's .npy files, their names and bytes."""
+    """SHA-256 of a data file, read a block at a time; of a folder's .npy files (or, for a folder of class
+    folders of images, of every file under it), their names and bytes."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+    files = [path]
+    if path.is_dir():
+        files = sorted(path.glob("*.npy")) or sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
     for file in files:
         if path.is_dir():
-            digest.update(file.name.encode() + b"\0")
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as handle:
             while block := handle.read(_BLOCK):
                 digest.update(block)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
-from ..errors import Location, did_you_mean
+from ..errors import Diagnostic, Location, did_you_mean
 from .keys import DTYPES, key_names
 from .load import YNode, YScalar, YSeq, to_python, type_name
 from .model import InputDef
@@ -70,14 +70,14 @@ def parse_input(parser: Parser, name: str, loc: Location, body: YNode) -> InputD
             options[key] = value
     if shape is None:
         return None
-    columns = _parse_columns(parser, mapping.get("columns"), name, shape)
-    fill = _parse_fill(parser, mapping.get("fill"), name, dtype)
-    return InputDef(name, loc, shape, dtype, options, columns, fill)
+    columns = _parse_columns(parser, mapping.get("columns"), name)
+    fill = _parse_fill(parser, mapping.get("fill"), name)
+    locs = {key: mapping.get(key).loc for key in ("columns", "fill") if mapping.get(key) is not None}  # type: ignore[union-attr]
+    return InputDef(name, loc, shape, dtype, options, columns, fill, locs)
 
 
-def _parse_columns(parser: Parser, node: YNode | None, name: str,
-                   shape: tuple[int | None, ...]) -> tuple[str, ...] | None:
-    """`columns: [a, b]`: the table columns that fill the input, as many as its shape holds."""
+def _parse_columns(parser: Parser, node: YNode | None, name: str) -> tuple[str, ...] | None:
+    """`columns: [a, b]`: the table columns that fill the input (their count is checked by check_table_keys)."""
     if node is None:
         return None
     value = to_python(node)
@@ -90,29 +90,37 @@ def _parse_columns(parser: Parser, node: YNode | None, name: str,
         parser.error(node.loc, f"'columns' of input '{name}' names column '{repeated[0]}' twice",
                      "list each column once")
         return None
-    size = 1
-    for dim in shape:
-        size = size * dim if dim is not None and size is not None else None  # type: ignore[operator]
-    if size != len(value):
-        parser.error(node.loc, f"input '{name}' lists {len(value)} columns but its shape {list(shape)} holds "
-                     f"{'a varying number of values' if size is None else size}",
-                     f"list one column per value, or give it 'shape: [{len(value)}]'")
-        return None
     return tuple(value)
 
 
-def _parse_fill(parser: Parser, node: YNode | None, name: str, dtype: str | None) -> object:
-    """`fill: VALUE`: what a missing table cell of the input becomes (a string for a string input)."""
+def _parse_fill(parser: Parser, node: YNode | None, name: str) -> object:
+    """`fill: VALUE`: what a missing table cell of the input becomes (its kind is checked by check_table_keys)."""
     if node is None:
         return None
     value = to_python(node)
-    text = dtype == "string"
-    if isinstance(value, bool) or not isinstance(value, str if text else (int, float)):
-        parser.error(node.loc, f"'fill' of input '{name}' must be a {'string' if text else 'number'}, "
-                     f"got {type_name(node)}", "the value put in the input's missing table cells, e.g. 'fill: "
-                     + ("unknown'" if text else "0'"))
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        parser.error(node.loc, f"'fill' of input '{name}' must be a number or a string, got {type_name(node)}",
+                     "the value put in the input's missing table cells, e.g. 'fill: 0'")
         return None
     return value
+
+
+def check_table_keys(inp: InputDef) -> Iterator[Diagnostic]:
+    """An input's `columns` are as many as its shape holds, and its `fill` is a string just for a string input."""
+    if inp.columns is not None:
+        size: int | None = 1
+        for dim in inp.shape:
+            size = size * dim if dim is not None and size is not None else None
+        if size != len(inp.columns):
+            held = "a varying number of values" if size is None else size
+            yield Diagnostic(inp.table_locs["columns"], f"input '{inp.name}' lists {len(inp.columns)} columns but "
+                             f"its shape {list(inp.shape)} holds {held}",
+                             f"list one column per value, or give it 'shape: [{len(inp.columns)}]'")
+    if inp.fill is not None and isinstance(inp.fill, str) != (inp.dtype == "string"):
+        wanted = "a string" if inp.dtype == "string" else "a number"
+        yield Diagnostic(inp.table_locs["fill"], f"'fill' of input '{inp.name}' must be {wanted}, as its dtype "
+                         f"is {inp.dtype or 'float32'}", "the value put in its missing table cells, e.g. 'fill: "
+                         + ("unknown'" if inp.dtype == "string" else "0'"))
 
 
 def parse_shape(parser: Parser, node: YNode, name: str) -> tuple[int | None, ...] | None:

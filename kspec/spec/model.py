@@ -51,6 +51,7 @@ class InputDef:
     options: dict[str, Any] = field(default_factory=dict)  # batch_size, sparse, ragged
     columns: tuple[str, ...] | None = None  # the table columns that fill it (kspec.tables)
     fill: Any = None  # the value of its missing table cells; None: missing cells are refused
+    table_locs: dict[str, Location] = field(default_factory=dict, compare=False)  # where columns, fill are
 
 
 @dataclass(frozen=True)

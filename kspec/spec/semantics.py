@@ -15,6 +15,7 @@ from .arguments import check_layer_arguments, takes_layer_classes
 from .calls import call_inputs, check_call_keywords, check_wrapped, wrapped, wrappers
 from .compile_settings import check_compile
 from .fit_settings import check_training
+from .inputs import check_table_keys
 from .load import YMap, YNode, YScalar, maps_within, to_python
 from .model import LayerDef, ModelDef, Ref, refs_in
 
@@ -38,6 +39,8 @@ def check_model(model: ModelDef, top: bool = True) -> Iterator[Diagnostic]:
             yield from check_model(sub, top=False)
     if model.kind == "broken":
         return
+    for inp in model.inputs:
+        yield from check_table_keys(inp)
     yield from check_wrapped(model, catalogue)
     if model.kind == "sequential":
         yield from _check_sequential(model, catalogue)
