@@ -265,7 +265,8 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path),
-              help="Train on this .npz file, or a folder of KEY.npy files.")
+              help="Train on this .npz, CSV or Parquet file, folder of KEY.npy files, or folder of class "
+                   "folders of images.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="Train on N synthetic samples made to fit the spec.")
 @click.option("--epochs", type=COUNTS, help="Epochs to train (default: the spec's, else 1).")
@@ -273,7 +274,7 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), callback=_not_nan,
               help="Hold out this fraction of the data (its last rows) for validation.")
 @click.option("--val-data", type=click.Path(path_type=Path),
-              help="Validate on this .npz file, or a folder of KEY.npy files.")
+              help="Validate on data of the same kinds as --data.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Run folder (default: runs/NAME-TIMESTAMP).")
 @click.option("--seed", type=SEEDS, help="Seed for reproducible runs (default: random, recorded).")
@@ -305,7 +306,7 @@ def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @handle_errors
 def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str, ...], backend: str | None,
           **values: Any) -> None:
-    """Train a spec on .npz or synthetic data, leaving a run folder.
+    """Train a spec on data (.npz, CSV, Parquet, image folders) or synthetic data, leaving a run folder.
 
     The run folder holds the final model.keras, a copy of the spec,
     history.csv, the last checkpoints and TensorBoard logs.
@@ -379,7 +380,8 @@ def train(spec: Path, quiet: bool, cpu_devices: int | None, overrides: tuple[str
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
               help="Trained .keras file (e.g. a run's model.keras).")
 @click.option("--data", type=click.Path(path_type=Path),
-              help=".npz file (or folder of KEY.npy files) with every input and output.")
+              help=".npz, CSV or Parquet file (or folder of KEY.npy files, or of class folders of images) "
+                   "with every input and output.")
 @click.option("--report", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Also write a report to this folder: per-class precision, recall, F1 and a confusion matrix "
                    "for class outputs, error summaries and a scatter plot for the others.")
@@ -441,7 +443,8 @@ def evaluate(spec: Path | None, run_dir: Path | None, weights: Path | None, data
 @click.argument("spec", type=click.Path(path_type=Path))
 @trained_weights_option
 @click.option("--data", required=True, type=click.Path(path_type=Path),
-              help=".npz file (or folder of KEY.npy files) with every input.")
+              help=".npz, CSV or Parquet file (or folder of KEY.npy files, or of class folders of images) "
+                   "with every input.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write predictions here: .npz (one array per output name), or .csv or .parquet (one column per "
                    "value).")
@@ -454,7 +457,8 @@ def evaluate(spec: Path | None, run_dir: Path | None, weights: Path | None, data
 @model_options
 @handle_errors
 def predict(spec: Path, weights: Path, data: Path, output: Path, labels: bool, keep: str, batch_size: int,
-            quiet: bool, submodel: str | None, overrides: tuple[str, ...], max_params: int, backend: str | None) -> None:
+            quiet: bool, submodel: str | None, overrides: tuple[str, ...], max_params: int,
+            backend: str | None) -> None:
     """Write a trained model's predictions for data to an .npz, .csv or .parquet file.
 
     With --model NAME, the sub-model NAME runs alone, with the weights it has
@@ -482,7 +486,8 @@ def predict(spec: Path, weights: Path, data: Path, output: Path, labels: bool, k
 @click.option("--tensor", help="Compute this tensor (an input or edge name).")
 @click.option("--all", "every", is_flag=True, help="Compute every call's output in one pass.")
 @click.option("--data", type=click.Path(path_type=Path),
-              help="Inputs from this .npz file, or a folder of KEY.npy files.")
+              help="Inputs from this .npz, CSV or Parquet file, or a folder of KEY.npy files or of class "
+                   "folders of images.")
 @click.option("--synthetic", "synthetic_n", type=click.IntRange(min=1), metavar="N",
               help="N synthetic inputs (as `kspec train --synthetic` makes them).")
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
@@ -577,11 +582,12 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
           max_params: int, backend: str | None) -> None:
     """Smoke-test specs: validate, build, train two steps, predict.
 
-    PATHS are spec files, folders (every *.yaml below) or globs. All specs
-    run in one process; a failing spec does not stop the others. Exits 1
-    if any spec fails.
+    PATHS are spec files, folders (every *.yaml below) or globs. Keras is
+    imported once; each spec runs in a process forked from this one (on
+    Linux), so its memory goes when it ends. A failing spec does not stop
+    the others. Exits 1 if any spec fails.
     """
-    from .check import check_spec, collect, format_table, write_junit
+    from .check import check_isolated, collect, format_table, write_junit
     from .backend import select_backend
 
     select_backend(backend)
@@ -591,7 +597,8 @@ def check(paths: tuple[str, ...], junit: Path | None, as_json: bool, overrides: 
     _check_output(junit, "", {f"the spec '{path}'": path for path in files}, kind=".xml", option="--junit")
     results = []
     for path in files:
-        result = check_spec(path, overrides, max_params)
+        click.echo(f"checking {path} ...", err=True)
+        result = check_isolated(path, overrides, max_params)
         results.append(result)
         if not as_json:
             click.echo(f"{'ok' if result.passed else 'FAILED'}  {path}", err=True)

@@ -72,7 +72,7 @@ def parse_input(parser: Parser, name: str, loc: Location, body: YNode) -> InputD
         return None
     columns = _parse_columns(parser, mapping.get("columns"), name)
     fill = _parse_fill(parser, mapping.get("fill"), name)
-    locs = {key: mapping.get(key).loc for key in ("columns", "fill") if mapping.get(key) is not None}  # type: ignore[union-attr]
+    locs = {key: node.loc for key in ("columns", "fill") if (node := mapping.get(key)) is not None}
     return InputDef(name, loc, shape, dtype, options, columns, fill, locs)
 
 
