@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import DataError, Diagnostic, Interrupted, Location, RunError, SpecError, fail
+from .spec.search import choice_label
 
 STUDY_FILE = "study.json"  # in the study folder: the study's name and storage, for --show and for workers
 JOURNAL = "study.journal"  # the embedded storage: Optuna's journal file
@@ -213,8 +214,9 @@ def trial_values(trial: Any, search: Any) -> dict[str, Any]:
         elif param.kind == "float":
             values[param.path] = trial.suggest_float(param.path, float(param.low), float(param.high),
                                                      step=param.step, log=param.log)
-        else:
-            values[param.path] = trial.suggest_categorical(param.path, list(param.choices))
+        else:  # Optuna holds a mapping or list choice as its YAML text
+            labels = [choice_label(choice) for choice in param.choices]
+            values[param.path] = param.choices[labels.index(trial.suggest_categorical(param.path, labels))]
     return values
 
 
@@ -266,7 +268,9 @@ class _Worker:
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         values = trial_values(trial, self.search)
-        overrides = self.overrides + tuple(assignment(path, value) for path, value in values.items())
+        assignments = [assignment(path, value) for path, value in values.items()]
+        trial.set_user_attr("set", assignments)  # for best.yaml, as --set gives them
+        overrides = self.overrides + tuple(assignments)
         run_dir = self.folder / "trials" / f"trial-{trial.number:04d}"
         trial.set_user_attr("run", str(run_dir))
         try:

@@ -80,7 +80,8 @@ def best_spec(study: Any, best: Any) -> str:
     from .spec.search import assignment
 
     attrs = study.user_attrs
-    overrides = list(attrs.get("overrides", [])) + [assignment(path, value) for path, value in best.params.items()]
+    chosen = best.user_attrs.get("set") or [assignment(path, value) for path, value in best.params.items()]
+    overrides = list(attrs.get("overrides", [])) + list(chosen)
     tree = apply_overrides(parse_text(attrs["spec_text"], attrs.get("spec", "spec")), overrides)
     for key in ("search", "objective"):
         tree.entries.pop(key, None)

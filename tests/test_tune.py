@@ -220,6 +220,21 @@ def test_two_workers_on_one_journal_run_every_trial_once(tmp_path):
     assert (folder / "best.yaml").is_file() and "| 3 |" in done.stdout
 
 
+@pytest.mark.slow
+def test_a_choice_of_layers_is_tried_and_written_into_best_yaml(tmp_path):
+    spec = _spec(tmp_path, extra="  edges.hidden: {choice: [{Dense: {units: 4}}, {GaussianNoise: {stddev: 0.1}}]}\n")
+    folder = tmp_path / "study"
+    study, _ = tune(spec, (), TuneOptions(synthetic_n=64, trials=2, out=folder), progress=print)
+    labels = {trial.params["edges.hidden"] for trial in study.trials}
+    assert labels <= {"{Dense: {units: 4}}", "{GaussianNoise: {stddev: 0.1}}"}
+    best = report(study, folder)
+    chosen = study.best_trial.params["edges.hidden"]
+    from kspec.spec import read_spec
+
+    model_def, _ = read_spec(best.best_yaml)
+    assert model_def.edges[0].layer.class_name == chosen.split(":")[0].strip("{")  # the layer chosen, built as such
+
+
 def _wait_for_running_trial(folder: Path, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:

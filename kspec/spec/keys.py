@@ -100,8 +100,7 @@ VALUE_TYPES: dict[str, dict[str, Any]] = {
                                                "log": {"type": "boolean"}, "step": {"type": "number",
                                                                                     "exclusiveMinimum": 0}},
          "additionalProperties": False},
-        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1, "items": {
-            "type": ["string", "number", "boolean", "null"]}}},
+        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1}},
          "additionalProperties": False},
     ]},
 }

@@ -64,6 +64,13 @@ class SearchDef:
     loc: Location | None = None  # where `search:` is written
 
 
+def choice_label(value: Any) -> Any:
+    """How Optuna holds a choice: a single value as it is, a mapping or list as its YAML text."""
+    if isinstance(value, (dict, list)):
+        return assignment("", value)[1:]
+    return value
+
+
 def assignment(path: str, value: Any) -> str:
     """`PATH=VALUE` for --set, the value as YAML reads it back."""
     import yaml
@@ -179,21 +186,22 @@ def _parse_choice(found: _Findings, path: str, loc: Location, node: YNode) -> Pa
         return None
     kinds: dict[str, YNode] = {}
     for item in node.items:
-        if not isinstance(item, YScalar):
-            found.error(item.loc, f"a choice of '{path}' must be a single value, got {type_name(item)}",
-                        "a choice is a number, a string, true/false or null; to choose among lists, search "
-                        "each of their items on its own path")
-            return None
-        kinds.setdefault(_kind(item.value), item)
+        kinds.setdefault(_kind(item), item)
     if len(kinds) > 1:
         mixed = " and ".join(f"{kind} ({type_name(item)})" for kind, item in kinds.items())
         found.meaning(node.loc, f"the choices of '{path}' mix {mixed}",
-                      "give choices of one type: all numbers, all strings, or all true/false")
+                      "give choices of one type: all numbers, all strings, all true/false, or all mappings "
+                      "(e.g. a choice of layers: '{choice: [{LSTM: {units: 64}}, {GRU: {units: 64}}]}')")
         return None
     return Param(path, "choice", loc, choices=tuple(to_python(item) for item in node.items))
 
 
-def _kind(value: Any) -> str:
+def _kind(node: YNode) -> str:
+    if isinstance(node, YMap):
+        return "mappings"
+    if isinstance(node, YSeq):
+        return "lists"
+    value = node.value if isinstance(node, YScalar) else None
     if value is None:
         return "null"
     if isinstance(value, bool):
