@@ -277,7 +277,22 @@ def write_litert(spec: ModelDef, model: Any, path: Path) -> None:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(folder) / "saved_model"),
                                                              signature_keys=[SIGNATURE])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        path.write_bytes(converter.convert())
+        with _silent_stderr():  # the converter's C++ prints each refused operation; kspec names the layer
+            flat = converter.convert()
+        path.write_bytes(flat)
+
+
+@contextmanager
+def _silent_stderr() -> Iterator[None]:
+    """Send what C++ code writes to the process's stderr (file descriptor 2) to /dev/null for a block."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 _WRITERS = {"saved_model": write_saved_model, "onnx": write_onnx, "litert": write_litert}
