@@ -9,7 +9,10 @@ and can be written as JUnit XML for CI systems.
 from __future__ import annotations
 
 import glob
+import multiprocessing
+import os
 import re
+import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .backend import stderr_silenced
 from .errors import Diagnostic, KspecError, Location
 from .files import write_text
 
@@ -81,6 +85,85 @@ def check_spec(path: Path, overrides: Sequence[str] = (), max_params: int | None
     return result
 
 
+def check_isolated(path: Path, overrides: Sequence[str] = (), max_params: int | None = None) -> CheckResult:
+    """check_spec in a child process forked from this one, so that the spec's memory goes when it ends.
+
+    Keras is imported here first, without starting it, so that no child
+    pays for the import. Where a fork is unsafe (no fork on this system, or
+    Keras already running in this process, its threads with it), the spec
+    is checked in this process instead.
+    """
+    if not _can_fork():
+        return check_spec(path, overrides, max_params)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_check_in_child,
+                                                        args=(sender, path, overrides, max_params))
+    started = time.monotonic()
+    child.start()
+    sender.close()
+    try:
+        result: CheckResult = receiver.recv()
+    except EOFError:  # the child died before reporting, e.g. killed for memory
+        result = CheckResult(str(path), passed=False, diagnostics=[Diagnostic(
+            Location(str(path)), f"the process checking this spec ended without a result ({_ended(child)})",
+            "a process killed by signal 9 most often ran out of memory; the system log (dmesg) says")])
+        result.seconds = time.monotonic() - started
+    child.join()
+    return result
+
+
+def _can_fork() -> bool:
+    """Whether children can be forked safely: Keras imported by _preload and not started since.
+
+    Started, Keras runs thread pools, and a forked child could wait forever on
+    a lock one of them held; starting it adds threads, which Linux lists in
+    /proc (elsewhere, no fork).
+    """
+    global _threads_after_preload
+    if "fork" not in multiprocessing.get_all_start_methods() or not Path("/proc/self/task").is_dir():
+        return False
+    if _threads_after_preload is None:
+        if "keras" in sys.modules:
+            return False
+        _preload()
+        _threads_after_preload = _threads()
+    return _threads() <= _threads_after_preload
+
+
+_threads_after_preload: int | None = None
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _preload() -> None:
+    """Import Keras and its backend's modules without creating a device or a thread pool."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with stderr_silenced():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+
+
+def _check_in_child(sender: Any, path: Path, overrides: Sequence[str], max_params: int | None) -> None:
+    from .build import import_keras
+
+    with stderr_silenced():  # the first device use, where CUDA probing logs
+        import_keras().ops.zeros(())
+    sender.send(check_spec(path, overrides, max_params))
+    sender.close()
+
+
+def _ended(child: Any) -> str:
+    child.join()
+    code = child.exitcode
+    return f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+
+
 def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None = None,
                result: CheckResult | None = None) -> str:
     """Validate, build, predict and train two steps: a note on how it went, or a located KspecError.
@@ -100,6 +183,8 @@ def smoke_test(path: Path, overrides: Sequence[str] = (), max_params: int | None
     from .adapt import adapt_synthetic
 
     built = adapt_synthetic(built, SAMPLES, max_params)  # layers marked adapt: true, on the same synthetic rows
+    # Two steps are far cheaper run eagerly than traced into a graph first (resnet_blocks: a quarter of the CPU time).
+    built.model.run_eagerly = True
     with model_errors(spec, "predicting and training two steps on synthetic data"):
         return _predict_and_train(spec, built.model)
 

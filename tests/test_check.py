@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import xml.etree.ElementTree as ET
 
+import pytest
 from click.testing import CliRunner
 from conftest import SPECS
 
+from kspec import check
 from kspec.cli import main
 
 BROKEN = "inputs: {x: [4]}\nedges:\n  y: {Dense: {unit: 2}}\noutputs: [y]\nloss: mse\n"
@@ -36,6 +40,10 @@ def test_broken_spec_fails_alone_and_others_still_run(tmp_path):
     assert [line.split()[:3] for line in lines if " ok " in line] == [
         [str(folder / "mlp.yaml"), "ok", "55,050"], [str(folder / "nested" / "shared_vision.yaml"), "ok", "53,057"]]
     assert lines[-1] == "3 spec(s): 2 passed, 1 failed"
+    # Progress on stderr, a line as each spec starts and one as it ends.
+    specs = [folder / "broken.yaml", folder / "mlp.yaml", folder / "nested" / "shared_vision.yaml"]
+    assert result.stderr.splitlines() == [line for spec, status in zip(specs, ["FAILED", "ok", "ok"])
+                                          for line in (f"checking {spec} ...", f"{status}  {spec}")]
 
     suite = ET.parse(junit).getroot()
     assert (suite.tag, suite.get("tests"), suite.get("failures")) == ("testsuite", "3", "1")
@@ -90,3 +98,14 @@ def test_a_loss_that_is_not_finite_is_reported_at_the_loss(tmp_path):
     result = CliRunner().invoke(main, ["check", str(spec)])
     assert result.exit_code == 1, result.output
     assert f"    {spec}:7:7: error: training gave a loss of nan" in result.stdout.splitlines()
+
+
+def test_a_spec_whose_process_dies_is_reported(monkeypatch):
+    if not check._can_fork():
+        pytest.skip("Keras already runs in this process, so specs are checked in it, not in forked children")
+    monkeypatch.setattr(check, "check_spec", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
+    result = check.check_isolated(SPECS / "mlp.yaml")
+    assert not result.passed
+    assert [d.format() for d in result.diagnostics] == [
+        f"{SPECS / 'mlp.yaml'}: error: the process checking this spec ended without a result (killed by signal 9)\n"
+        "  hint: a process killed by signal 9 most often ran out of memory; the system log (dmesg) says"]
