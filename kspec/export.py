@@ -97,9 +97,14 @@ def export(spec: ModelDef, weights: Path, fmt: str, output: Path, data: Path | N
            atol: float | None = None, max_params: int | None = None,
            say: Callable[[str], None] = lambda _: None) -> Exported:
     """Write `spec` with trained `weights` to `output` in `fmt`, only if its outputs agree with Keras's."""
+    from .backend import import_keras
     from .build import DEFAULT_MAX_PARAMS, load_trained
 
     check_extras(fmt)
+    backend = import_keras().backend.backend()
+    if backend != "tensorflow":  # every format is converted from a TensorFlow graph of the model
+        raise fail(RunError, "--backend", f"kspec export runs on the TensorFlow backend, not {backend}",
+                   "leave out --backend (and KERAS_BACKEND), or give --backend tensorflow")
     built = load_trained(spec, weights, max_params or DEFAULT_MAX_PARAMS)
     inputs, sample = sample_inputs(spec, built, data)
     expected = keras_outputs(spec, built.model, inputs)
@@ -272,27 +277,16 @@ def write_litert(spec: ModelDef, model: Any, path: Path) -> None:
     """
     import tensorflow as tf
 
+    from .backend import stderr_silenced
+
     with tempfile.TemporaryDirectory(prefix=".kspec-litert.", dir=path.parent) as folder:
         write_saved_model(spec, model, Path(folder) / "saved_model")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(folder) / "saved_model"),
                                                              signature_keys=[SIGNATURE])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        with _silent_stderr():  # the converter's C++ prints each refused operation; kspec names the layer
+        with stderr_silenced():  # the converter's C++ prints each refused operation; kspec names the layer
             flat = converter.convert()
         path.write_bytes(flat)
-
-
-@contextmanager
-def _silent_stderr() -> Iterator[None]:
-    """Send what C++ code writes to the process's stderr (file descriptor 2) to /dev/null for a block."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 _WRITERS = {"saved_model": write_saved_model, "onnx": write_onnx, "litert": write_litert}
