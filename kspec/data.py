@@ -29,6 +29,7 @@ from .errors import DataError, did_you_mean, fail
 from .spec.compile_settings import LIST, MAPPING, form
 from .spec.calls import call_inputs
 from .spec.model import CallInputs, Edge, LayerDef, ModelDef, Ref
+from .weights import PREFIX as WEIGHTS
 from .weights import check_rows, split_weights
 
 BINARY, CATEGORICAL, SPARSE, REGRESSION = "binary", "categorical", "sparse", "regression"
@@ -202,10 +203,23 @@ def read_npz(path: Path, stream: bool | None = None) -> dict[str, Any]:
     Every header is checked before anything is allocated (kspec.arrays).
     """
     name = str(path)
+    check_npz_file(path)
+    if path.is_dir():
+        return _read_npy_folder(path, stream)
+    try:
+        return read_npz_arrays(path, stream, STREAM_BYTES)
+    except (OSError, zipfile.BadZipFile, EOFError, struct.error, RuntimeError, NotImplementedError,
+            ValueError) as exc:  # zipfile's own refusals: encrypted, unknown compression, bad CRC
+        raise fail(DataError, name, f"cannot read the .npz file (corrupt or truncated): {exc}") from None
+
+
+def check_npz_file(path: Path) -> None:
+    """Refuse a path that is not there, not a regular file or folder, or not a zip archive (what an .npz is)."""
+    name = str(path)
     if not path.exists():
         raise fail(DataError, name, "data file not found", "check the path")
     if path.is_dir():
-        return _read_npy_folder(path, stream)
+        return
     if not path.is_file():  # a FIFO would block, a device never ends
         raise fail(DataError, name, "is not a regular file", "give an .npz file, or a folder of KEY.npy files")
     if not zipfile.is_zipfile(path):
@@ -216,11 +230,6 @@ def read_npz(path: Path, stream: bool | None = None) -> dict[str, Any]:
                        "write it again; an interrupted copy or download leaves it cut short")
         raise fail(DataError, name, "not an .npz file",
                    "save the arrays with numpy.savez(FILE, input_name=array, ...)")
-    try:
-        return read_npz_arrays(path, stream, STREAM_BYTES)
-    except (OSError, zipfile.BadZipFile, EOFError, struct.error, RuntimeError, NotImplementedError,
-            ValueError) as exc:  # zipfile's own refusals: encrypted, unknown compression, bad CRC
-        raise fail(DataError, name, f"cannot read the .npz file (corrupt or truncated): {exc}") from None
 
 
 def _read_npy_folder(path: Path, stream: bool | None) -> dict[str, Any]:
@@ -243,20 +252,21 @@ def _fits(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
     return len(actual) == len(expected) and all(e is None or a == e for a, e in zip(actual, expected))
 
 
-def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
-                 source: str, need_targets: bool = True) -> Dataset:
-    """Match arrays to the spec's inputs and outputs and check every one."""
+def check_keys(keys: list[str], spec: ModelDef, source: str, need_targets: bool = True) -> dict[str, str]:
+    """The aliases the keys use ('x' and 'y'), refusing a key the spec does not name and a missing input or output.
+
+    Needs only the keys: an .npz's member names are checked before Keras is imported.
+    """
     input_names = [inp.name for inp in spec.inputs]
     output_names = spec.output_names
+    keys = [key for key in keys if key != WEIGHTS and not key.startswith(WEIGHTS + "_")]  # kspec.weights checks them
     aliases: dict[str, str] = {}
-    if len(input_names) == 1 and "x" in arrays and input_names[0] not in arrays:
+    if len(input_names) == 1 and "x" in keys and input_names[0] not in keys:
         aliases["x"] = input_names[0]
-    if len(output_names) == 1 and "y" in arrays and output_names[0] not in arrays:
+    if len(output_names) == 1 and "y" in keys and output_names[0] not in keys:
         aliases["y"] = output_names[0]
-    arrays, weights = split_weights(arrays, output_names, source)
-    named = {aliases.get(key, key): value for key, value in arrays.items()}
+    named = [aliases.get(key, key) for key in keys]
     wanted = input_names + (output_names if need_targets else [])
-
     for key in named:
         if key not in input_names + output_names:
             original = next(k for k, v in aliases.items() if v == key) if key in aliases.values() else key
@@ -268,6 +278,16 @@ def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: d
             raise fail(DataError, source, f"no array for {kind} '{key}'",
                        f"store it under the key '{key}'" + (" (or 'x')" if kind == "input" and len(input_names) == 1
                                                            else " (or 'y')" if len(output_names) == 1 else ""))
+    return aliases
+
+
+def check_arrays(arrays: dict[str, np.ndarray], spec: ModelDef, output_shapes: dict[str, tuple[Any, ...]],
+                 source: str, need_targets: bool = True) -> Dataset:
+    """Match arrays to the spec's inputs and outputs and check every one."""
+    output_names = spec.output_names
+    aliases = check_keys(list(arrays), spec, source, need_targets)
+    arrays, weights = split_weights(arrays, output_names, source)
+    named = {aliases.get(key, key): value for key, value in arrays.items()}
 
     lengths = {key: len(value) if value.ndim else 0 for key, value in named.items()}
     if len(set(lengths.values())) > 1:
@@ -473,7 +493,8 @@ def check_data_path(path: Path, spec: ModelDef, need_targets: bool = True) -> No
     """What a data path's name, kind and header can tell, checked before Keras is imported.
 
     A table's columns and an image folder's classes are checked against the
-    spec; an .npz is checked to exist (its arrays need the built model's outputs).
+    spec; an .npz is checked to be a zip archive (its arrays are checked
+    against the built model's outputs, once it is built).
     """
     from . import image_folders, tables
 
@@ -485,6 +506,28 @@ def check_data_path(path: Path, spec: ModelDef, need_targets: bool = True) -> No
         tables.check_columns(path, spec, need_targets)
     elif image_folders.is_image_folder(path):
         image_folders.check_folder(path, spec, need_targets)
+    else:
+        check_npz_file(path)
+        keys = _npz_keys(path)
+        if keys:
+            check_keys(keys, spec, str(path), need_targets)
+
+
+def _npz_keys(path: Path) -> list[str] | None:
+    """The array names of an .npz (its members NAME.npy) or a folder of NAME.npy files, from names alone.
+
+    None when the names are not plain NAME.npy: reading the file reports that, with the member's name.
+    """
+    if path.is_dir():
+        return [file.stem for file in path.glob("*.npy")] or None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if not names or not all(name.endswith(".npy") and not set("/\\") & set(name) for name in names):
+        return None
+    return [name[: -len(".npy")] for name in names]
 
 
 def count_rows(path: Path) -> int:
