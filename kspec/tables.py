@@ -13,11 +13,12 @@ column, row and count, unless the input says what fills it with `fill:`), and
 text in a column that feeds numbers (refused with its column, row and value).
 kspec.data then checks the arrays as it checks an .npz's, casts included.
 
-A Parquet file is read whole when it is small, and otherwise one row group
-at a time (`TableColumn`): memory then holds a row group of the columns the
+A table is read whole when it is small, and otherwise one row group at a
+time (`TableColumn`): memory then holds a few row groups of the columns the
 spec reads, and batches are shuffled within row groups, the row groups in a
-new order every epoch (kspec.feed). A CSV file cannot be read from the middle
-and is read whole, when it fits in memory.
+new order every epoch (kspec.feed). A CSV file cannot be read from the
+middle: a large one is first copied, a block at a time, into a temporary
+Parquet file, which is then read the same way.
 
 pyarrow is an optional dependency (the `data` extra): kspec's arrays need
 nothing beyond NumPy, and pyarrow is a large wheel.
@@ -25,9 +26,11 @@ nothing beyond NumPy, and pyarrow is a large wheel.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
+import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -236,14 +239,18 @@ def read_table(path: Path, spec: ModelDef, kinds: dict[str, str], output_shapes:
     names = column_names(path)
     found = plans(spec, names, where, kinds, output_shapes, need_targets)
     wanted = sorted({c for plan in found for c in plan.columns})
+    if not parquet:
+        size = os.stat(path).st_size
+        if stream or (stream is None and size > stream_bytes) or size * CSV_EXPANSION > memory_bytes() // 2:
+            path, parquet = _csv_as_parquet(path, wanted), True  # streamed from a copy in row groups
     if parquet:
         meta = _parquet_file(path).metadata
         missing = _null_counts(meta, wanted)
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if meta.num_rows == 0:
             raise _no_rows(where)
-        if stream or (stream is None and size > stream_bytes):
-            return {plan.name: _column(path, plan, meta, missing) for plan in found}
+        if stream or (stream is None and size > stream_bytes) or path != Path(where):
+            return {plan.name: _column(path, plan, meta, missing, where) for plan in found}
         if size > memory_bytes() // 2:
             raise fail(DataError, where, f"the table takes {size:,} bytes in memory, more than half of this "
                        "machine's", "train with --stream, and kspec reads it one row group at a time")
@@ -252,21 +259,44 @@ def read_table(path: Path, spec: ModelDef, kinds: dict[str, str], output_shapes:
         except (pa.ArrowException, OSError) as exc:
             raise fail(DataError, where, f"cannot read the Parquet file (corrupt or truncated): {exc}") from None
     else:
-        size = os.stat(path).st_size
-        if size * CSV_EXPANSION > memory_bytes() // 2:
-            raise fail(DataError, where, f"the CSV file of {size:,} bytes may not fit in memory, and a CSV file "
-                       "is read whole", "convert it to Parquet (pyarrow.csv.read_csv, then pyarrow.parquet."
-                       "write_table), and kspec streams it")
         missing = {}
         try:
-            # An empty cell is a missing value in a text column too, not an empty word.
-            options = pa.csv.ConvertOptions(include_columns=wanted, strings_can_be_null=True)
-            table = pa.csv.read_csv(path, convert_options=options)
+            table = pa.csv.read_csv(path, convert_options=_csv_options(pa, wanted))
         except (pa.ArrowInvalid, OSError) as exc:
             raise _csv_error(where, exc) from None
     if table.num_rows == 0:
         raise _no_rows(where)
     return {plan.name: to_array(table, plan, where, 0, missing) for plan in found}
+
+
+def _csv_options(pa: Any, columns: list[str]) -> Any:
+    # An empty cell is a missing value in a text column too, not an empty word.
+    return pa.csv.ConvertOptions(include_columns=columns, strings_can_be_null=True)
+
+
+def _csv_as_parquet(path: Path, columns: list[str]) -> Path:
+    """The CSV's columns copied, a block at a time, into a temporary Parquet file (removed at exit).
+
+    A CSV file cannot be read from the middle; its Parquet copy is read a row
+    group at a time like any large Parquet file. Each column's type is
+    guessed from the file's first block, as pyarrow does.
+    """
+    where = str(path)
+    pa = _pyarrow(where)
+    handle, name = tempfile.mkstemp(prefix="kspec-", suffix=".parquet")
+    os.close(handle)
+    copy = Path(name)
+    atexit.register(copy.unlink, missing_ok=True)
+    try:
+        with pa.csv.open_csv(path, convert_options=_csv_options(pa, columns)) as reader:
+            with pa.parquet.ParquetWriter(copy, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+    except (pa.ArrowInvalid, OSError) as exc:
+        copy.unlink(missing_ok=True)
+        raise fail(DataError, where, f"cannot read the CSV file: {exc}", "a column's type is guessed from its "
+                   "first rows; make every value of a numeric column a number, or give the data as Parquet") from None
+    return copy
 
 
 def _no_rows(where: str) -> DataError:
@@ -285,7 +315,7 @@ def _null_counts(meta: Any, columns: list[str]) -> dict[str, int]:
     return counts
 
 
-def _column(path: Path, plan: Plan, meta: Any, missing: dict[str, int]) -> TableColumn:
+def _column(path: Path, plan: Plan, meta: Any, missing: dict[str, int], where: str) -> TableColumn:
     schema = meta.schema.to_arrow_schema()
     if plan.text:
         stored = np.dtype(str)
@@ -294,7 +324,7 @@ def _column(path: Path, plan: Plan, meta: Any, missing: dict[str, int]) -> Table
         stored = np.result_type(*[_numpy_type(kind) for kind in types]) if types else np.dtype("float32")
     return TableColumn(path, 0, stored, (meta.num_rows,) + plan.row_shape, stamp=_stamp(path), key=plan.name,
                        plan=plan, missing=tuple(missing.items()), group_rows=meta.row_group(0).num_rows
-                       if meta.num_row_groups else 1)
+                       if meta.num_row_groups else 1, where=where)
 
 
 def _numpy_type(kind: Any) -> np.dtype:
@@ -322,6 +352,7 @@ class TableColumn(StoredArray):
     plan: Plan | None = None
     missing: tuple[tuple[str, int], ...] = ()
     group_rows: int = 1
+    where: str = ""  # the file messages name: the CSV file, for a Parquet copy of one
 
     @property
     def nbytes(self) -> int:
@@ -342,7 +373,7 @@ class TableColumn(StoredArray):
         if os.path.exists(self.path) and self.stamp is not None and _stamp(self.path) != self.stamp:
             raise self._changed("changed")
         table = _GROUPS.rows(self.path, self.plan.columns, self.offset + start, self.offset + stop)
-        data = to_array(table, self.plan, str(self.path), self.offset + start, dict(self.missing))
+        data = to_array(table, self.plan, self.where or str(self.path), self.offset + start, dict(self.missing))
         return data.astype(self.cast, copy=False) if self.cast is not None else data
 
 

@@ -22,6 +22,7 @@ from conftest import ROOT
 
 from kspec.cli import main
 from kspec.data import load_npz
+from kspec.errors import DataError
 from kspec.feed import shuffled
 from kspec.spec import read_spec
 
@@ -77,7 +78,7 @@ def _write(tmp_path: Path, columns: dict[str, np.ndarray], suffix: str, row_grou
     return path
 
 
-@pytest.mark.parametrize("suffix, stream", [(".csv", None), (".parquet", None), (".parquet", True)])
+@pytest.mark.parametrize("suffix, stream", [(".csv", None), (".csv", True), (".parquet", None), (".parquet", True)])
 def test_a_table_gives_the_arrays_written_by_hand(tmp_path, spec_file, suffix, stream):
     columns = _columns()
     spec, _ = read_spec(spec_file)
@@ -96,6 +97,17 @@ def test_streamed_rows_cross_row_groups_and_windows(tmp_path, spec_file):
     dataset = load_npz(_write(tmp_path, columns, ".parquet", row_group=7), spec, SHAPES, stream=True)
     window = dataset.window(5, 30)
     np.testing.assert_array_equal(window.take(slice(3, 20)).inputs["x"], _expected(columns)["x"][8:25])
+
+
+def test_a_streamed_csv_names_the_csv_in_its_errors(tmp_path, spec_file):
+    data = tmp_path / "t.csv"
+    data.write_text("a,b,c,n,word,cls,value\n1,2,3,4,cat,0,1\n1,,3,4,cat,0,1\n")
+    spec, _ = read_spec(spec_file)
+    with pytest.raises(DataError) as info:
+        load_npz(data, spec, SHAPES, stream=True)
+    assert info.value.diagnostics[0].format() == (
+        f"{data}: error: column 'b' has 1 missing value (first in row 1)\n"
+        "  hint: fill them in the file, or give input 'x' a value for them in the spec ('fill: 0')")
 
 
 def test_fill_puts_a_value_in_missing_cells(tmp_path):
