@@ -93,12 +93,18 @@ def check_isolated(path: Path, overrides: Sequence[str] = (), max_params: int | 
     Keras already running in this process, its threads with it), the spec
     is checked in this process instead.
     """
+    from .spec import read_spec
+
+    started = time.monotonic()
+    try:
+        read_spec(path, overrides)  # a spec that does not validate needs no process of its own
+    except KspecError as exc:
+        return CheckResult(str(path), False, seconds=time.monotonic() - started, diagnostics=list(exc.diagnostics))
     if not _can_fork():
         return check_spec(path, overrides, max_params)
     receiver, sender = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(target=_check_in_child,
                                                         args=(sender, path, overrides, max_params))
-    started = time.monotonic()
     child.start()
     sender.close()
     try:
