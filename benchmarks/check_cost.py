@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("specs", nargs="*")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, help="Write every sample here.")
+    parser.add_argument("--largest", help="The spec with the largest build, when known: skips the search.")
     parser.add_argument("--child", choices=["build", "singles"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     specs = args.specs or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
@@ -136,11 +137,11 @@ def main() -> None:
         return build_all(specs) if args.child == "build" else single_peaks(specs)
 
     me = [sys.executable, str(Path(__file__).resolve())]
-    scan = json.loads(run_child([*me, "--child", "singles", *specs])["stdout"])
-    largest = max(scan, key=scan.__getitem__)
+    scan = {} if args.largest else json.loads(run_child([*me, "--child", "singles", *specs])["stdout"])
+    largest = args.largest or max(scan, key=scan.__getitem__)
     single = run_child([*me, "--child", "build", largest])
-    print(f"largest single build: {largest}, {single['peak_mb']:.0f} MB in a fresh process "
-          f"({scan[largest]:.0f} MB forked after the import)", flush=True)
+    found = f" ({scan[largest]:.0f} MB forked after the import)" if scan else ""
+    print(f"largest single build: {largest}, {single['peak_mb']:.0f} MB in a fresh process{found}", flush=True)
     sides = {"build": [*me, "--child", "build", *specs], "check": [sys.executable, "-m", "kspec", "check", *specs]}
     rounds = []
     for index in range(args.rounds):
