@@ -49,13 +49,9 @@ def test_a_finished_run_is_refused(tmp_path, spec):
         1, f"{run}: error: the run already finished its 1 epochs\n  hint: give a larger --epochs to train it further\n")
 
 
-NPZ_NEEDS_MODEL = pytest.mark.xfail(
-    reason="issue 19 item 5: an .npz's arrays are checked against the built model's outputs, so Keras is "
-           "imported first (kspec/data.py check_data_path checks only that the file exists)")
 NOT_NPZ = "error: not an .npz file\n  hint: save the arrays with numpy.savez(FILE, input_name=array, ...)\n"
 
 
-@NPZ_NEEDS_MODEL
 @pytest.mark.parametrize("name, content", [("d.txt", b"1,2,3\n"), ("d.npz", b"not a zip file")])
 def test_a_data_file_of_another_format_is_refused(tmp_path, spec, name, content):
     data = tmp_path / name
@@ -63,7 +59,6 @@ def test_a_data_file_of_another_format_is_refused(tmp_path, spec, name, content)
     assert _kspec("train", spec, "--data", data) == (1, f"{data}: {NOT_NPZ}")
 
 
-@NPZ_NEEDS_MODEL
 def test_an_npz_without_the_outputs_is_refused(tmp_path, spec):
     data = tmp_path / "d.npz"
     np.savez(data, x=np.zeros((8, 4), "float32"))
