@@ -174,6 +174,7 @@ def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PA
     allocating anything, and refused when it has more than `max_params`.
     """
     keras = import_keras()
+    _check_string_inputs(keras, spec)
     if _might_be_large(spec):
         count, per_layer = count_parameters(keras, spec)
         if count > max_params:
@@ -188,6 +189,19 @@ def build(spec: ModelDef, compile: bool = True, max_params: int = DEFAULT_MAX_PA
     if compile and spec.compile is not None:
         _compile(keras, built, spec)
     return built
+
+
+def _check_string_inputs(keras: Any, spec: ModelDef) -> None:
+    """String inputs need TensorFlow: Keras's string lookups and text layers run on tf.data only."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    found = [inp for inp in spec.inputs if inp.dtype == "string"]
+    if found:
+        raise SpecError([Diagnostic(
+            found[0].loc, f"input '{found[0].name}' holds strings, which Keras runs only on the TensorFlow "
+            f"backend, not on {backend}",
+            "train this spec with --backend tensorflow, or feed token ids (dtype: int32) instead of strings")])
 
 
 def load_trained(spec: ModelDef, weights: Path, max_params: int = DEFAULT_MAX_PARAMS) -> Built:

@@ -21,10 +21,18 @@ def test_every_seed_spec_builds_and_trains_on_jax():
     result = subprocess.run([sys.executable, "-m", "kspec", "check", str(SPECS), "--backend", "jax", "--json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=1200,
                             env={**os.environ, "KERAS_BACKEND": "tensorflow"})  # the flag wins over the variable
-    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert sorted(r["spec"] for r in report) == sorted(str(p) for p in SPECS.glob("*.yaml"))
-    assert all(r["status"] == "passed" and r["note"].startswith("loss ") for r in report), report
+    # Keras's string lookups run on tf.data only: specs with string inputs are refused by name on JAX.
+    strings = {str(p) for p in SPECS.glob("*.yaml") if "dtype: string" in p.read_text()}
+    assert strings, "no shipped spec has a string input any more: drop this branch"
+    for r in report:
+        if r["spec"] in strings:
+            assert r["status"] == "failed", r
+            assert "which Keras runs only on the TensorFlow backend, not on jax" in r["diagnostics"][0]["message"]
+        else:
+            assert r["status"] == "passed" and r["note"].startswith("loss "), r
+    assert result.returncode == (1 if strings else 0), result.stdout + result.stderr
 
 
 def test_backend_already_running_is_refused():

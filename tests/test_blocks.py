@@ -375,3 +375,25 @@ outputs: [bad]
     [diagnostic] = info.value.diagnostics
     assert (diagnostic.location.line, [call.line for call in diagnostic.location.via]) == (9, [13])
     assert diagnostic.message.startswith("Keras rejected the call of Add 'bad_sum'")
+
+
+def test_blocks_calling_each_other_twice_per_level_are_refused_at_once(tmp_path):
+    """40 levels of blocks, each calling the one below twice: 2**40 layers, from a 2 KB file.
+
+    The cycle search and the size count visit each block once, so validate refuses it instead of hanging.
+    """
+    import subprocess
+    import sys
+
+    lines = ["inputs:\n  x: {shape: [4]}\nblocks:",
+             "  b0:\n    inputs: [a]\n    edges:\n      d: {Dense: {units: 4}, in: a}\n    outputs: [d]"]
+    for i in range(1, 40):
+        lines.append(f"  b{i}:\n    inputs: [a]\n    edges:\n      p: {{block: b{i - 1}, in: a}}\n"
+                     f"      q: {{block: b{i - 1}, in: p}}\n    outputs: [q]")
+    lines.append("edges:\n  y: {block: b39, in: x}\noutputs: [y]\n")
+    spec = tmp_path / "doubling.yaml"
+    spec.write_text("\n".join(lines))
+    result = subprocess.run([sys.executable, "-m", "kspec", "validate", str(spec)],
+                            capture_output=True, text=True, timeout=120)  # a guard against a hang, not a speed test
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "block calls may expand to at most" in result.stdout + result.stderr

@@ -229,18 +229,25 @@ def _check_calls_within(problems: Problems, block: Block, blocks: dict[str, Bloc
     return ok
 
 
-def _cycle(blocks: dict[str, Block], name: str, path: tuple[str, ...]) -> tuple[str, ...]:
-    """The chain of calls from path[0] back to itself through `name`, or ()."""
+def _cycle(blocks: dict[str, Block], name: str, path: tuple[str, ...],
+           explored: set[str] | None = None) -> tuple[str, ...]:
+    """The chain of calls from path[0] back to itself through `name`, or ().
+
+    `explored` holds blocks already searched without reaching path[0]: each is searched once, so
+    blocks that call each other several times per level cost linear, not exponential, time.
+    """
+    explored = set() if explored is None else explored
     if name == path[0]:
         return path + (name,)
-    if name in path or name not in blocks:
+    if name in path or name in explored or name not in blocks:
         return ()
     for _, _, body in blocks[name].edges.items():
         target = body.get("block") if is_call(body) else None  # type: ignore[union-attr]
         if isinstance(target, YScalar) and isinstance(target.value, str):
-            found = _cycle(blocks, target.value, path + (name,))
+            found = _cycle(blocks, target.value, path + (name,), explored)
             if found:
                 return found
+    explored.add(name)
     return ()
 
 
@@ -479,12 +486,20 @@ class Expander:
         return edges, [scope.get(ref.name, ref.name) for ref in block.outputs]
 
     def size(self, block: Block) -> int:
-        """The values one call of a block copies, its calls' included (blocks that call themselves are broken)."""
+        """The values one call of a block copies, its calls' included (blocks that call themselves are broken).
+
+        Each block is counted once and remembered: blocks calling each other twice per level would
+        otherwise be recounted 2**depth times before the bound is checked.
+        """
+        sizes = self.__dict__.setdefault("_sizes", {})
+        if id(block) in sizes:
+            return sizes[id(block)]
         total = _count(block.edges)
         for _, _, body in block.edges.items():
             target = body.get("block") if is_call(body) else None  # type: ignore[union-attr]
             if isinstance(target, YScalar) and target.value in self.blocks:
                 total += _literal_repeat(body) * self.size(self.blocks[target.value])  # type: ignore[arg-type]
+        sizes[id(block)] = total
         return total
 
     def fits(self, values: int, loc: Location, what: str) -> bool:
