@@ -130,11 +130,13 @@ def read_study_file(folder: Path) -> dict[str, Any]:
         raise fail(RunError, str(folder), "not a study folder: it has no study.json",
                    "give the --out folder of a `kspec tune` run (default: studies/NAME)")
     try:
-        record = json.loads(path.read_text(encoding="utf-8")[:65536])
-        assert isinstance(record, dict) and isinstance(record.get("study"), str)
-        return record
-    except (ValueError, AssertionError):
+        with open(path, "rb") as handle:  # a few hundred bytes when kspec wrote it: read no more than 64 KiB
+            record = json.loads(handle.read(65536).decode("utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("study"), str):
         raise fail(RunError, str(path), "study.json is damaged", "it is written by kspec tune; run the study again")
+    return record
 
 
 def load_study(optuna: Any, folder: Path, storage: str | None) -> tuple[Any, Any]:

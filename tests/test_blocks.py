@@ -397,3 +397,29 @@ def test_blocks_calling_each_other_twice_per_level_are_refused_at_once(tmp_path)
                             capture_output=True, text=True, timeout=120)  # a guard against a hang, not a speed test
     assert result.returncode == 1, result.stdout + result.stderr
     assert "block calls may expand to at most" in result.stdout + result.stderr
+
+
+def test_a_with_list_longer_than_the_repeat_limit_is_refused_once(write_spec):
+    """A `with:` list's length is the call's repeat, so it has repeat's limit, and says so once."""
+    rows = "\n".join(["      - {u: 4}"] * 1001)
+    path = write_spec(f"""\
+inputs:
+  x: {{shape: [4]}}
+blocks:
+  b:
+    params: [u]
+    inputs: [a]
+    edges:
+      d: {{Dense: {{units: $u}}, in: a}}
+    outputs: [d]
+edges:
+  y:
+    block: b
+    in: x
+    with:
+{rows}
+outputs: [y]
+""")
+    _, diagnostics = validate(path)
+    assert [(d.location.line, d.message) for d in diagnostics if d.is_error] == [
+        (15, "'with' of edge 'y' lists 1001 calls; at most 1000 is allowed")]

@@ -265,7 +265,7 @@ def _literal_repeat(body: YMap) -> int:
     repeat, with_node = body.get("repeat"), body.get("with")
     if isinstance(repeat, YScalar) and isinstance(repeat.value, int) and not isinstance(repeat.value, bool):
         return min(max(repeat.value, 1), MAX_REPEAT)
-    return max(len(with_node.items), 1) if isinstance(with_node, YSeq) else 1
+    return min(max(len(with_node.items), 1), MAX_REPEAT) if isinstance(with_node, YSeq) else 1
 
 
 class Expander:
@@ -365,6 +365,8 @@ class Expander:
             return broken
         inputs = self.call_inputs(name, body, block, scope, above)
         repeat = self.repeat(name, body, block)
+        if repeat == 0:
+            return broken
         params = self.params(name, key_node, body, block, repeat)
         outputs = _names(parser, self.problems, body.get("outputs"), f"'outputs' of edge '{name}'", single=False)
         if outputs and len(outputs) != len(block.outputs):
@@ -422,6 +424,12 @@ class Expander:
     def repeat(self, name: str, body: YMap, block: Block) -> int:
         node = body.get("repeat")
         if node is None:
+            with_node = body.get("with")
+            if isinstance(with_node, YSeq) and len(with_node.items) > MAX_REPEAT:  # a list's length is the repeat
+                self.parser.error(with_node.loc, f"'with' of edge '{name}' lists {len(with_node.items)} calls; "
+                                  f"at most {MAX_REPEAT} is allowed",
+                                  "a chain that long cannot be built; split it or use fewer blocks")
+                return 0  # nothing to expand, and no second complaint about the list's length
             return _literal_repeat(body)
         value = node.value if isinstance(node, YScalar) else None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
