@@ -88,8 +88,15 @@ def check_monitors(spec: ModelDef, validates: bool) -> None:
 
 
 def spec_callbacks(keras: Any, spec: ModelDef) -> list[Any]:
-    """The spec's callbacks as Keras objects, in the spec's order."""
-    return [getattr(keras.callbacks, callback.class_name)(**callback.args) for callback in spec.training.callbacks]
+    """The spec's callbacks as Keras objects, in the spec's order; a value Keras refuses is located at its callback."""
+    from .build import keras_errors
+
+    made = []
+    for callback in spec.training.callbacks:
+        with keras_errors(callback.loc, callback.class_name, "fix the callback's arguments; Keras's message says "
+                          "what it expected"):
+            made.append(getattr(keras.callbacks, callback.class_name)(**callback.args))
+    return made
 
 
 def why_stopped(keras: Any, callbacks: list[Any], epochs_completed: int) -> str | None:

@@ -347,3 +347,25 @@ def test_training_keys_survive_the_spec_written_back_after_set(tmp_path):
     model, _ = read_spec(written)  # the run's spec.yaml, which evaluate and --resume read again
     assert (model.training.class_weight, model.training.mixed_precision) == ({0: 1.0, 1: 3.0}, "mixed_float16")
     assert [callback.class_name for callback in model.training.callbacks] == ["TerminateOnNaN"]
+
+
+def test_a_callback_value_keras_refuses_is_located_at_the_callback(tmp_path):
+    """validate cannot know every value a callback refuses (a factor >= 1); Keras's refusal points at the callback."""
+    spec = tmp_path / "cb.yaml"
+    spec.write_text("""\
+inputs:
+  x: {shape: [4]}
+edges:
+  y: {Dense: {units: 1}}
+outputs: [y]
+optimizer: adam
+loss: mse
+training:
+  callbacks:
+    - ReduceLROnPlateau: {monitor: loss, factor: 2.0}
+""")
+    result = CliRunner().invoke(main, ["train", str(spec), "--synthetic", "16", "-q", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[0] == (
+        f"{spec}:10:7: error: Keras rejected ReduceLROnPlateau: ReduceLROnPlateau does not support "
+        "a factor >= 1.0. Received factor=2.0")
